@@ -1,0 +1,1 @@
+"""The ``sketchrl`` command line: subcommands only parse arguments and call the library."""

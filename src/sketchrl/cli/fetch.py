@@ -1,0 +1,7 @@
+"""`sketchrl fetch` (placeholder until implemented)."""
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Not implemented yet: adds no subcommand."""

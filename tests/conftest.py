@@ -1,0 +1,41 @@
+"""Shared fixtures: where the offline asset mirror is, and an isolated sketchrl cache."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def find_shared_assets() -> Path | None:
+    """The offline mirror of the official download layout (``../shared/assets``)."""
+    candidates = []
+    if os.environ.get("SKETCHRL_TEST_ASSETS"):
+        candidates.append(Path(os.environ["SKETCHRL_TEST_ASSETS"]))
+    candidates += [REPO_ROOT.parent / "shared" / "assets", REPO_ROOT.parent.parent / "shared" / "assets"]
+    for path in candidates:
+        if (path / "quickdraw-models").is_dir():
+            return path.resolve()
+    return None
+
+
+SHARED_ASSETS = find_shared_assets()
+
+
+@pytest.fixture(scope="session")
+def shared_assets() -> Path:
+    """Path of the real-asset mirror; tests that need it fail loudly when it is absent."""
+    if SHARED_ASSETS is None:
+        pytest.fail("../shared/assets not found; set SKETCHRL_TEST_ASSETS to the mirror's path")
+    return SHARED_ASSETS
+
+
+@pytest.fixture(autouse=True)
+def isolated_sketchrl_env(tmp_path_factory, monkeypatch):
+    """Every test gets its own cache and reads assets from the local mirror."""
+    monkeypatch.setenv("SKETCHRL_HOME", str(tmp_path_factory.mktemp("sketchrl_home")))
+    if SHARED_ASSETS is not None:
+        monkeypatch.setenv("SKETCHRL_ASSET_URL", str(SHARED_ASSETS))
