@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,6 +24,15 @@ def find_shared_assets() -> Path | None:
 
 
 SHARED_ASSETS = find_shared_assets()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def single_torch_thread():
+    """One intra-op thread: tiny models run many times faster than with two busy cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

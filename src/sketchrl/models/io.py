@@ -1,0 +1,89 @@
+"""Save and load SketchRNN models: ``model.safetensors`` + ``model_config.json`` directories,
+sketch-rnn-js ``.json`` files, and ``sketchrnn:<category>`` asset names."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from sketchrl.errors import ConfigError, DataError
+from sketchrl.models.config import SketchRNNConfig
+from sketchrl.models.sketch_rnn import SketchRNN
+from sketchrl.models.sketch_rnn_js import load_sketch_rnn_js
+
+logger = logging.getLogger(__name__)
+
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "model_config.json"
+ASSET_PREFIX = "sketchrnn:"
+MODEL_FORMS = (
+    f"use {ASSET_PREFIX}<category> (e.g. {ASSET_PREFIX}bird), a sketch-rnn-js .json file, or a "
+    f"directory with {WEIGHTS_FILE} + {CONFIG_FILE}"
+)
+
+
+def save_model(model: SketchRNN, directory: str | Path) -> Path:
+    """Write ``model.safetensors`` and ``model_config.json`` into ``directory`` (created)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    save_file(tensors, str(directory / WEIGHTS_FILE), metadata={"format": "pt"})
+    model.config.save_json(directory / CONFIG_FILE)
+    logger.info("saved model %s to %s", model.config.name, directory)
+    return directory
+
+
+def load_model_directory(directory: str | Path,
+                         device: str | torch.device | None = None) -> SketchRNN:
+    """A model saved by :func:`save_model` (in eval mode)."""
+    directory = Path(directory)
+    config = SketchRNNConfig.load_json(directory / CONFIG_FILE)
+    weights = directory / WEIGHTS_FILE
+    if not weights.is_file():
+        raise DataError(f"{weights} is missing; the directory needs {WEIGHTS_FILE} beside "
+                        f"{CONFIG_FILE}")
+    try:
+        tensors = load_file(str(weights))
+    except (SafetensorError, OSError) as error:
+        raise DataError(f"{weights}: unreadable ({error}); re-save the model") from None
+    model = SketchRNN(config)
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(tensors) if expected[k].shape != tensors[k].shape)
+    if missing or unexpected or wrong:
+        raise DataError(
+            f"{weights} does not match {CONFIG_FILE}: missing {missing[:5]}, unexpected "
+            f"{unexpected[:5]}, wrong shape {wrong[:5]}"
+        )
+    model.load_state_dict(tensors)
+    return model.to(device if device is not None else "cpu").eval()
+
+
+def load_model(spec: str | Path, device: str | torch.device | None = None) -> SketchRNN:
+    """Load ``sketchrnn:<category>`` (via ``sketchrl.assets.resolve``), a sketch-rnn-js
+    ``.json`` file, or a :func:`save_model` directory; the model is in eval mode on ``device``
+    (default CPU)."""
+    text = str(spec)
+    if text.startswith(ASSET_PREFIX):
+        from sketchrl.assets import resolve
+
+        return load_sketch_rnn_js(resolve(text), device)
+    path = Path(text).expanduser()
+    if path.is_file() and path.name == CONFIG_FILE:
+        path = path.parent
+    if path.is_dir():
+        if not (path / CONFIG_FILE).is_file():
+            raise ConfigError(f"model directory {path} has no {CONFIG_FILE}; {MODEL_FORMS}")
+        return load_model_directory(path, device)
+    if path.is_file() and path.suffix == ".json":
+        return load_sketch_rnn_js(path, device)
+    hint = ""
+    if "/" not in text and "." not in text and text:
+        hint = f" (did you mean {ASSET_PREFIX}{text}?)"
+    raise ConfigError(f"unknown model {text!r}{hint}: {MODEL_FORMS}")
+

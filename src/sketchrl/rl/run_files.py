@@ -1,0 +1,130 @@
+"""The files of a fine-tuning run: its config, metrics log, and resume state.
+
+A run directory holds ``rl_config.json``, ``metrics.csv``, ``tb/`` (TensorBoard),
+``model.safetensors`` + ``model_config.json`` (the latest policy) and ``checkpoints/state.pt``.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sketchrl.errors import ConfigError
+from sketchrl.rl.config import RLConfig
+
+CONFIG_FILE = "rl_config.json"
+METRICS_FILE = "metrics.csv"
+STATE_FILE = Path("checkpoints") / "state.pt"
+# Keys a resumed run may change (they do not alter what was already trained).
+RESUMABLE_CHANGES = ("episodes", "checkpoint_every", "device")
+
+
+@dataclasses.dataclass
+class RunState:
+    """What ``--resume`` needs besides the policy weights."""
+
+    batch_index: int
+    optimizer: dict[str, Any]
+    generator: torch.Tensor
+
+    def save(self, out_dir: Path) -> None:
+        path = out_dir / STATE_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(".tmp")
+        torch.save(dataclasses.asdict(self), temporary)
+        os.replace(temporary, path)
+
+    @classmethod
+    def load(cls, out_dir: Path) -> RunState:
+        values = torch.load(out_dir / STATE_FILE, map_location="cpu", weights_only=True)
+        return cls(**values)
+
+
+def prepare_run_dir(
+    config: RLConfig, out_dir: Path, *, resume: bool
+) -> tuple[RLConfig, RunState | None]:
+    """Create or reopen ``out_dir``; never overwrites another run's files.
+
+    Returns the config to use (the saved one when resuming, with allowed changes applied)
+    and the saved state (None for a fresh run).
+    """
+    has_state = (out_dir / STATE_FILE).exists()
+    if resume and has_state:
+        saved = RLConfig.load_json(out_dir / CONFIG_FILE)
+        differing = [
+            key for key in RLConfig.field_names()
+            if getattr(saved, key) != getattr(config, key) and key not in RESUMABLE_CHANGES
+        ]
+        if differing:
+            raise ConfigError(
+                f"--resume: {out_dir} was run with different {', '.join(differing)}; "
+                "use the same config (only episodes, checkpoint_every, device may change)"
+            )
+        config.save_json(out_dir / CONFIG_FILE)
+        return config, RunState.load(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()):
+        hint = "pass --resume to continue it" if has_state else "choose an empty --out"
+        if resume:
+            hint = "it has no checkpoint yet to resume from; choose an empty --out"
+        raise ConfigError(f"output folder {out_dir} is not empty: {hint}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    config.save_json(out_dir / CONFIG_FILE)
+    return config, None
+
+
+class MetricsLog:
+    """Appends one row per batch to ``metrics.csv`` and to TensorBoard.
+
+    On resume, rows after the resumed batch (written after the last checkpoint) are dropped,
+    so the log matches the restored policy.
+    """
+
+    def __init__(self, out_dir: Path, *, start_batch: int = 0) -> None:
+        self.path = out_dir / METRICS_FILE
+        self.rows = read_metrics(self.path) if self.path.exists() else []
+        self.rows = [row for row in self.rows if int(row["batch"]) <= start_batch]
+        self.fieldnames: list[str] | None = list(self.rows[0]) if self.rows else None
+        self._rewrite()
+        self.writer = None
+        self.tb_dir = out_dir / "tb"
+
+    def _rewrite(self) -> None:
+        if self.fieldnames is None:
+            return
+        with open(self.path, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=self.fieldnames)
+            writer.writeheader()
+            writer.writerows(self.rows)
+
+    def write(self, row: dict[str, float | int]) -> None:
+        if self.fieldnames is None:
+            self.fieldnames = list(row)
+            self._rewrite()
+        with open(self.path, "a", newline="") as handle:
+            csv.DictWriter(handle, fieldnames=self.fieldnames).writerow(row)
+        self.rows.append(row)
+        self._tensorboard(row)
+
+    def _tensorboard(self, row: dict[str, float | int]) -> None:
+        if self.writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(log_dir=str(self.tb_dir))
+        for key, value in row.items():
+            if key not in ("batch", "episodes"):
+                self.writer.add_scalar(f"rl/{key}", float(value), int(row["batch"]))
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def read_metrics(path: str | Path) -> list[dict[str, str]]:
+    """The rows of a run's ``metrics.csv`` as dicts of strings."""
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
