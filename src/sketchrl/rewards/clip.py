@@ -148,6 +148,8 @@ def create_clip_model(
             device=device,
         )
     except (RuntimeError, OSError, ValueError, KeyError, EOFError, pickle.UnpicklingError) as error:
+        if checkpoint is None:
+            raise
         first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
         raise AssetError(
             f"cannot load CLIP weights from {checkpoint} ({first_line[:200]}); the weights "

@@ -22,6 +22,9 @@ METRICS_FILE = "metrics.csv"
 STATE_FILE = Path("checkpoints") / "state.pt"
 # Keys a resumed run may change (they do not alter what was already trained).
 RESUMABLE_CHANGES = ("episodes", "checkpoint_every", "device")
+# Everything a run writes (a folder holding only these belongs to a sketchrl run).
+RUN_FILES = {CONFIG_FILE, METRICS_FILE, "tb", "checkpoints", "model.safetensors",
+             "model_config.json"}
 
 
 @dataclasses.dataclass
@@ -67,10 +70,11 @@ def prepare_run_dir(
             )
         config.save_json(out_dir / CONFIG_FILE)
         return config, RunState.load(out_dir)
-    if out_dir.exists() and any(out_dir.iterdir()):
+    contents = {path.name for path in out_dir.iterdir()} if out_dir.exists() else set()
+    # A run interrupted before its first checkpoint has nothing to resume: start it again.
+    restartable = resume and contents <= RUN_FILES
+    if contents and not restartable:
         hint = "pass --resume to continue it" if has_state else "choose an empty --out"
-        if resume:
-            hint = "it has no checkpoint yet to resume from; choose an empty --out"
         raise ConfigError(f"output folder {out_dir} is not empty: {hint}")
     out_dir.mkdir(parents=True, exist_ok=True)
     config.save_json(out_dir / CONFIG_FILE)
