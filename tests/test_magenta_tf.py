@@ -223,6 +223,11 @@ def test_without_tensorflow_the_error_names_the_pip_line(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorflow", None)  # makes `import tensorflow` fail
     with pytest.raises(ConfigError, match=r"pip install sketchrl\[tf\]"):
         load_magenta_checkpoint(folder)
+    # load_model (used by every command that takes a model) routes zoo folders here.
+    from sketchrl.models import load_model
+
+    with pytest.raises(ConfigError, match=r"pip install sketchrl\[tf\]"):
+        load_model(folder)
 
 
 def test_find_checkpoint_prefers_the_state_file_then_the_highest_step(tmp_path):

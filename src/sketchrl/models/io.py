@@ -64,9 +64,16 @@ def load_model_directory(directory: str | Path,
     return model.to(device if device is not None else "cpu").eval()
 
 
+def is_magenta_checkpoint_dir(path: Path) -> bool:
+    """A Magenta model-zoo folder: model_config.json beside TensorFlow checkpoint files."""
+    has_checkpoint = (path / "checkpoint").is_file() or any(path.glob("*.index"))
+    return has_checkpoint and not (path / WEIGHTS_FILE).is_file()
+
+
 def load_model(spec: str | Path, device: str | torch.device | None = None) -> SketchRNN:
     """Load ``sketchrnn:<category>`` (via ``sketchrl.assets.resolve``), a sketch-rnn-js
-    ``.json`` file, or a :func:`save_model` directory; the model is in eval mode on ``device``
+    ``.json`` file, a :func:`save_model` directory, or a Magenta TensorFlow checkpoint
+    directory (needs TensorFlow: ``pip install sketchrl[tf]``); the model is in eval mode on ``device``
     (default CPU)."""
     text = str(spec)
     if text.startswith(ASSET_PREFIX):
@@ -79,6 +86,10 @@ def load_model(spec: str | Path, device: str | torch.device | None = None) -> Sk
     if path.is_dir():
         if not (path / CONFIG_FILE).is_file():
             raise ConfigError(f"model directory {path} has no {CONFIG_FILE}; {MODEL_FORMS}")
+        if is_magenta_checkpoint_dir(path):
+            from sketchrl.models.magenta_tf import load_magenta_checkpoint
+
+            return load_magenta_checkpoint(path, device=device)
         return load_model_directory(path, device)
     if path.is_file() and path.suffix == ".json":
         return load_sketch_rnn_js(path, device)
