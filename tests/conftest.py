@@ -16,7 +16,8 @@ def find_shared_assets() -> Path | None:
     candidates = []
     if os.environ.get("SKETCHRL_TEST_ASSETS"):
         candidates.append(Path(os.environ["SKETCHRL_TEST_ASSETS"]))
-    candidates += [REPO_ROOT.parent / "shared" / "assets", REPO_ROOT.parent.parent / "shared" / "assets"]
+    candidates += [REPO_ROOT.parent / "shared" / "assets",
+                   REPO_ROOT.parent.parent / "shared" / "assets"]
     for path in candidates:
         if (path / "quickdraw-models").is_dir():
             return path.resolve()

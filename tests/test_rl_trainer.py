@@ -13,7 +13,7 @@ from sketchrl.errors import ConfigError
 from sketchrl.models import SketchRNN, SketchRNNConfig, load_model, save_model
 from sketchrl.render import RenderOptions
 from sketchrl.rewards import Reward
-from sketchrl.rl import RLConfig, ReinforceTrainer, read_metrics, train
+from sketchrl.rl import ReinforceTrainer, RLConfig, read_metrics, train
 
 
 class InkReward(Reward):

@@ -89,5 +89,6 @@ def parse_value(text: str, hint: Any, key: str = "value") -> Any:
             item = args[0] if args else str
             return [parse_value(part.strip(), item, key) for part in text.split(",") if part]
     except ValueError:
-        raise ConfigError(f"{key}={text!r} is not a valid {getattr(hint, '__name__', hint)}") from None
+        type_name = getattr(hint, "__name__", hint)
+        raise ConfigError(f"{key}={text!r} is not a valid {type_name}") from None
     return text

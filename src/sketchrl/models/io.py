@@ -73,8 +73,8 @@ def is_magenta_checkpoint_dir(path: Path) -> bool:
 def load_model(spec: str | Path, device: str | torch.device | None = None) -> SketchRNN:
     """Load ``sketchrnn:<category>`` (via ``sketchrl.assets.resolve``), a sketch-rnn-js
     ``.json`` file, a :func:`save_model` directory, or a Magenta TensorFlow checkpoint
-    directory (needs TensorFlow: ``pip install sketchrl[tf]``); the model is in eval mode on ``device``
-    (default CPU)."""
+    directory (needs TensorFlow: ``pip install sketchrl[tf]``); the model is in eval mode on
+    ``device`` (default CPU)."""
     text = str(spec)
     if text.startswith(ASSET_PREFIX):
         from sketchrl.assets import resolve

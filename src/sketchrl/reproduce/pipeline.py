@@ -69,9 +69,9 @@ class Study:
             self.timings = json.loads(self._timings_file.read_text())
         if self.preset.needs_reward_classifier:
             self._timed("classifier reward", self.train_classifier, "reward",
-                        self.preset.reward_classifier_arch)
+                        self.preset.reward_classifier_arch, self.preset.reward_classifier_epochs)
         self._timed("classifier eval", self.train_classifier, "eval",
-                    self.preset.eval_classifier_arch)
+                    self.preset.eval_classifier_arch, self.preset.eval_classifier_epochs)
         for method in self.training_methods():
             self._timed(f"train {method.name}", self.train_method, method)
         for name, spec in self.table1_models():
@@ -94,7 +94,7 @@ class Study:
         rows += [(m.name, str(self.paths.run(m.name))) for m in self.preset.methods]
         return rows
 
-    def train_classifier(self, role: str, arch: str) -> None:
+    def train_classifier(self, role: str, arch: str, epochs: int | None) -> None:
         from sketchrl.classifiers import ClassifierConfig, train_classifier
 
         out = self.paths.classifier(role)
@@ -105,8 +105,8 @@ class Study:
             "seed": self.preset.seed, "device": self.device,
             "max_per_category": self.preset.classifier_max_per_category,
         }
-        if self.preset.classifier_epochs is not None:
-            settings["epochs"] = self.preset.classifier_epochs
+        if epochs is not None:
+            settings["epochs"] = epochs
         train_classifier(ClassifierConfig(**settings), out, progress=self.progress)
 
     def rl_config(self, method: Method):

@@ -64,7 +64,8 @@ class Preset:
     classifier_categories: tuple[str, ...] = PAPER_CATEGORIES
     reward_classifier_arch: str = "cnn"
     eval_classifier_arch: str = "resnet18"
-    classifier_epochs: int | None = None  # None: ClassifierConfig's default
+    reward_classifier_epochs: int | None = None  # None: ClassifierConfig's default
+    eval_classifier_epochs: int | None = None
     classifier_max_per_category: int | None = None
     seed: int = 0
 
@@ -119,8 +120,9 @@ def offline_preset() -> Preset:
             dense,
         ),
         ablation=dense,
-        # Sized so that the whole preset finishes in about 30 minutes on 2 CPU cores.
-        episodes=960,
+        # Sized so that the whole preset finishes in about 30 minutes on 2 CPU cores: 100
+        # batches per run instead of 312, with a 3x larger step to compensate.
+        episodes=1600,
         lr=3e-5,
         max_len=250,
         n_eval=500,
@@ -130,7 +132,8 @@ def offline_preset() -> Preset:
              (("model", REWARD_CLASSIFIER), ("category", "bird"))),
             ("ssim_score", "ssim", tuple(ssim_options.items())),
         ),
-        classifier_epochs=4,
+        # ResNet18 trains slowly on a CPU: 2 epochs reach about 0.80 held-out accuracy.
+        eval_classifier_epochs=2,
     )
 
 
@@ -171,7 +174,8 @@ def get_preset(name: str, *, quick: bool = False, **changes: Any) -> Preset:
     if quick:
         preset = dataclasses.replace(
             preset, episodes=3 * 4, batch_size=4, warmup_batches=1, max_len=40, lr=1e-4,
-            n_eval=24, n_ablation=16, eval_batch_size=24, classifier_epochs=1,
+            n_eval=24, n_ablation=16, eval_batch_size=24, reward_classifier_epochs=1,
+            eval_classifier_epochs=1,
             classifier_max_per_category=120, eval_classifier_arch="cnn",
         )
     changes = {key: value for key, value in changes.items() if value is not None}
