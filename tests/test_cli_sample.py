@@ -12,14 +12,6 @@ from sketchrl.data import load_samples
 from sketchrl.models import SketchRNN, SketchRNNConfig, save_model
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture
 def tiny_model_dir(tmp_path):
     torch.manual_seed(0)

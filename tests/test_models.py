@@ -30,15 +30,6 @@ from sketchrl.models.mixture import StepNoise, offset_log_prob, row_log_prob, sa
 REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    """Tiny tensors: one intra-op thread avoids thread hand-off stalls on a loaded machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def tiny_config(**overrides) -> SketchRNNConfig:
     values = dict(name="tiny", enc_rnn_size=6, dec_rnn_size=8, z_size=4, num_mixture=3,
                   max_seq_len=12, use_recurrent_dropout=False, hyper_num_units=5,

@@ -35,15 +35,6 @@ TINY = SketchRNNConfig(
 )
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Two shared cores: one thread is ~20x faster than two here for these tiny models."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture
 def birds(shared_assets: Path) -> str:
     return str(shared_assets / "quickdraw_dataset/full/simplified/bird.ndjson")

@@ -22,14 +22,6 @@ BIRD = "quickdraw-models/sketchRNN/large_models/bird.gen.json"
 STEP = 10.0 / 32767  # one quantisation step
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 # -- the independent NumPy reference ------------------------------------------------------------
 def reference_weights(path) -> tuple[dict, list[np.ndarray]]:
     info, shapes, blobs = json.loads(path.read_text())

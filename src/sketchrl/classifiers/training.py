@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 from sketchrl.classifiers.config import ClassifierConfig
 from sketchrl.classifiers.networks import QuickDrawClassifier, build_classifier
 from sketchrl.classifiers.predict import save_classifier
+from sketchrl.devices import resolve_device
 
 logger = logging.getLogger(__name__)
 
@@ -150,13 +151,6 @@ def recalibrate_batch_norm(
     classifier.train(was_training)
 
 
-def resolve_device(name: str | torch.device | None) -> torch.device:
-    """``"auto"`` / None -> cuda when available, else cpu."""
-    if name in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def held_out_metrics(
     classifier: QuickDrawClassifier, images: torch.Tensor, labels: torch.Tensor,
     batch_size: int = 512,
@@ -190,7 +184,7 @@ def train_classifier(
     (existing files of those names are replaced; nothing else is touched).
     """
     started = time.perf_counter()
-    device = resolve_device(config.device)
+    device = resolve_device(config.device, default="auto")
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     data = prepare_data(config, progress=progress)

@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from sketchrl.data import save_samples
+from sketchrl.devices import resolve_device
 from sketchrl.errors import ConfigError
 from sketchrl.models import load_model, sample_sketches
 from sketchrl.models.mixture import SIGMA_SCALES
@@ -76,18 +77,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "fastest on a busy machine)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` means CUDA when available, else CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise ConfigError(
-            f"--device {name!r} is not a torch device; use cpu, cuda or auto"
-        ) from None
 
 
 def run(args: argparse.Namespace) -> int:

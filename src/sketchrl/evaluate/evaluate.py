@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from sketchrl.devices import resolve_device
 from sketchrl.errors import ConfigError, DataError
 from sketchrl.evaluate.bootstrap import CONFIDENCE, N_RESAMPLES, BootstrapMean
 from sketchrl.evaluate.fid import FID
@@ -219,13 +220,6 @@ def evaluate_sketches(
     for warning in warnings:
         logger.warning(warning)
     return metrics
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """None -> cpu; ``"auto"`` -> cuda when available (as the rewards do)."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device or "cpu")
 
 
 def build_evaluation_rewards(

@@ -36,37 +36,11 @@ def study_tables(study: Study) -> tuple[Table, Table]:
 
 
 def plot_reward_curves(study: Study, path: Path) -> Path:
-    """Per-batch mean reward of every fine-tuning run (raw and smoothed), one panel each."""
-    import matplotlib
+    """Per-batch mean reward of every fine-tuning run, one panel each."""
+    from sketchrl.rl.plots import save_reward_curves
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from sketchrl.rl import read_metrics
-
-    methods = study.training_methods()
-    columns = min(3, len(methods))
-    rows = -(-len(methods) // columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.0 * rows), squeeze=False)
-    for axis, method in zip(axes.flat, methods, strict=False):
-        records = read_metrics(study.paths.run(method.name) / "metrics.csv")
-        episodes = np.array([float(r["episodes"]) for r in records])
-        reward = np.array([float(r["reward_mean"]) for r in records])
-        axis.plot(episodes, reward, color="0.75", linewidth=0.8, label="batch mean")
-        window = max(1, len(reward) // 10)
-        smooth = np.convolve(reward, np.ones(window) / window, mode="valid")
-        axis.plot(episodes[window - 1:], smooth, color="C0", label=f"mean of {window}")
-        axis.set_title(method.label, fontsize=9)
-        axis.set_xlabel("episodes", fontsize=8)
-        axis.set_ylabel("return", fontsize=8)
-        axis.tick_params(labelsize=7)
-        axis.legend(fontsize=7)
-    for axis in list(axes.flat)[len(methods):]:
-        axis.axis("off")
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    runs = [(study.paths.run(m.name), m.label) for m in study.training_methods()]
+    return save_reward_curves(runs, path)
 
 
 def plot_samples(study: Study, path: Path) -> Path:

@@ -13,15 +13,6 @@ from sketchrl.errors import ConfigError
 from sketchrl.render import RenderOptions, render
 
 
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """None -> cpu; ``"auto"`` -> cuda when available."""
-    if device is None:
-        return torch.device("cpu")
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 class Reward(ABC):
     """A reward on rendered sketches.
 

@@ -8,9 +8,10 @@ from typing import ClassVar
 import numpy as np
 import torch
 
+from sketchrl.devices import resolve_device
 from sketchrl.errors import ConfigError
 from sketchrl.render import QUICKDRAW_OPTIONS
-from sketchrl.rewards.base import Reward, resolve_device
+from sketchrl.rewards.base import Reward
 
 
 class ClassifierReward(Reward):

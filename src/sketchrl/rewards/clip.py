@@ -21,9 +21,10 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from sketchrl.devices import resolve_device
 from sketchrl.errors import AssetError, ConfigError
 from sketchrl.render import CLIP_OPTIONS
-from sketchrl.rewards.base import Reward, resolve_device
+from sketchrl.rewards.base import Reward
 
 logger = logging.getLogger(__name__)
 

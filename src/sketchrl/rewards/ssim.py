@@ -9,9 +9,10 @@ from typing import ClassVar
 import numpy as np
 import torch
 
+from sketchrl.devices import resolve_device
 from sketchrl.errors import ConfigError, DataError
 from sketchrl.render import SSIM_OPTIONS, RenderOptions, render
-from sketchrl.rewards.base import Reward, resolve_device
+from sketchrl.rewards.base import Reward
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 #: Wang et al. (2004): an 11x11 Gaussian window with sigma 1.5.

@@ -14,21 +14,18 @@ from pathlib import Path
 
 import torch
 
+from sketchrl.devices import resolve_device
 from sketchrl.errors import ConfigError
 from sketchrl.models import Rollout, SketchRNN, load_model, save_model
 from sketchrl.rewards import DenseReward, Reward, build_reward
 from sketchrl.rl.advantages import get_advantage_fn
 from sketchrl.rl.config import RLConfig
+from sketchrl.rl.plots import save_reward_curves
 from sketchrl.rl.run_files import MetricsLog, RunState, prepare_run_dir
 
 logger = logging.getLogger(__name__)
 
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` means CUDA when available, else CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+CURVE_FILE = "reward_curve.png"
 
 
 def build_run_reward(config: RLConfig, device: torch.device) -> Reward:
@@ -73,7 +70,7 @@ class ReinforceTrainer:
         device: str | torch.device | None = None,
     ) -> None:
         self.config = config
-        self.device = torch.device(device) if device is not None else resolve_device(config.device)
+        self.device = resolve_device(device if device is not None else config.device)
         self.policy = (policy or load_model(config.model)).to(self.device)
         # Dropout off: the distribution that samples must be the one that is differentiated.
         self.policy.eval()
@@ -199,7 +196,8 @@ def train(
 
     Writes the current policy (``model.safetensors`` + ``model_config.json``) and the resume
     state every ``checkpoint_every`` batches and at the end, ``rl_config.json``, one
-    ``metrics.csv`` row per batch and TensorBoard scalars under ``tb/``.
+    ``metrics.csv`` row per batch, TensorBoard scalars under ``tb/`` and, at the end,
+    ``reward_curve.png``.
     """
     out_dir = Path(out_dir)
     config, saved_state = prepare_run_dir(config, out_dir, resume=resume)
@@ -229,6 +227,7 @@ def train(
     finally:
         bar.close()
         log.close()
+    save_reward_curves([(out_dir, f"{config.reward} ({out_dir.name})")], out_dir / CURVE_FILE)
     return out_dir
 
 

@@ -24,7 +24,7 @@ STATE_FILE = Path("checkpoints") / "state.pt"
 RESUMABLE_CHANGES = ("episodes", "checkpoint_every", "device")
 # Everything a run writes (a folder holding only these belongs to a sketchrl run).
 RUN_FILES = {CONFIG_FILE, METRICS_FILE, "tb", "checkpoints", "model.safetensors",
-             "model_config.json"}
+             "model_config.json", "reward_curve.png"}
 
 
 @dataclasses.dataclass
