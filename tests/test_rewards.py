@@ -103,6 +103,23 @@ def test_dense_reward_hand_computed_returns():
     np.testing.assert_array_equal(scored[1], sketches[0][:50])  # prefixes are the first rows
 
 
+def test_normalized_dense_return_is_the_weighted_mean_and_has_no_length_bonus():
+    sketches = [zigzag(60), zigzag(10)]
+    returns = DenseReward(LengthReward(), every=25, gamma=0.5, normalize=True).score(sketches)
+    first = (0.25 * 0.25 + 0.5 * 0.5 + 0.60) / (0.25 + 0.5 + 1.0)
+    torch.testing.assert_close(returns, torch.tensor([first, 0.10]), atol=1e-6, rtol=0)
+
+    class Constant(LengthReward):
+        def __call__(self, images, sketches):
+            return torch.full((len(sketches),), 0.5)
+
+    summed = DenseReward(Constant(), every=10, gamma=1.0).score([zigzag(100), zigzag(20)])
+    mean = DenseReward(Constant(), every=10, gamma=1.0, normalize=True).score(
+        [zigzag(100), zigzag(20)])
+    assert summed[0] > summed[1]  # the paper's sum pays for length alone
+    torch.testing.assert_close(mean, torch.tensor([0.5, 0.5]))
+
+
 def test_dense_reward_scores_all_prefixes_in_chunked_batches():
     sketches = [zigzag(60), zigzag(50), zigzag(10)]
     one_call, chunked = LengthReward(), LengthReward()

@@ -156,8 +156,8 @@ def test_cli_train_ssim_on_a_saved_model(tmp_path, shared_assets, capsys):
         '[reward_options]\ntarget = "quickdraw:bird/simplified"\ntarget_index = 0\n'
     )
     out = tmp_path / "run"
-    code = main(["train", "--config", str(config), "--set", "dense_every=5", "--out", str(out),
-                 "--quiet"])
+    code = main(["train", "--config", str(config), "--set", "dense_every=5", "--set",
+                 "dense_normalize=true", "--out", str(out), "--quiet"])
     assert code == 0
     assert "reward" in capsys.readouterr().out
     assert len(read_metrics(out / "metrics.csv")) == 3

@@ -50,9 +50,10 @@ def test_toml_config_with_reward_options_and_overrides(tmp_path):
         'model = "sketchrnn:bird"\nreward = "ssim"\nepisodes = 64\ndense_every = 25\n'
         '[reward_options]\ntarget = "quickdraw:bird/simplified"\ntarget_index = 3\n'
     )
-    config = load_rl_config(path, ["gamma=0.9", "reward.target_index=5", "share_z=false"])
+    config = load_rl_config(path, ["gamma=0.9", "reward.target_index=5", "share_z=false",
+                                   "dense_normalize=true"])
     assert config.episodes == 64 and config.dense_every == 25 and config.gamma == 0.9
-    assert config.share_z is False
+    assert config.share_z is False and config.dense_normalize is True
     assert config.reward_options == {"target": "quickdraw:bird/simplified", "target_index": 5}
 
 

@@ -12,7 +12,7 @@ from sketchrl.rl.run_files import CONFIG_FILE
 EPILOG = """\
 config keys (TOML; defaults are the paper's):
   model, reward, episodes, batch_size, lr, temperature, max_len, warmup_batches,
-  dense_every (0 = sparse), gamma, seed, grad_clip, advantage, share_z, kl_coef,
+  dense_every (0 = sparse), gamma, dense_normalize, seed, grad_clip, advantage, share_z, kl_coef,
   checkpoint_every, device; the reward's own options go in a [reward_options] table.
 
 examples:

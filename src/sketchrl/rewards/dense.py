@@ -10,6 +10,10 @@ Return: with ``r_j`` the base reward of checkpoint ``j = 1..T``,
 ``G = sum_j gamma^(T - j) r_j``: the final sketch has weight 1 and earlier checkpoints are
 discounted by their distance from the end (``gamma = 1`` sums them).
 
+With ``normalize=True`` (not in the paper) the return is the weighted *mean*
+``G / sum_j gamma^(T - j)``: with the plain sum, a sketch that never ends collects more
+checkpoints and so more reward, which teaches the policy to draw to the step limit.
+
 Each prefix is rendered on its own like any sketch (centred and scaled to fit the canvas).
 """
 
@@ -46,7 +50,8 @@ class DenseReward(Reward):
     """Dense form of ``base``: the discounted sum of its scores on partial renders."""
 
     def __init__(
-        self, base: Reward, every: int = 25, gamma: float = 1.0, chunk_size: int = 256
+        self, base: Reward, every: int = 25, gamma: float = 1.0, chunk_size: int = 256,
+        normalize: bool = False,
     ) -> None:
         """
         Args:
@@ -54,6 +59,7 @@ class DenseReward(Reward):
             every: checkpoint period k, in stroke-3 rows (decoder steps).
             gamma: discount in [0, 1].
             chunk_size: most prefixes rendered and scored in one call.
+            normalize: divide G by the sum of its weights (a weighted mean: no length bonus).
         """
         checkpoint_lengths(1, every)  # validates `every`
         if not 0.0 <= gamma <= 1.0:
@@ -64,6 +70,7 @@ class DenseReward(Reward):
         self.every = int(every)
         self.gamma = float(gamma)
         self.chunk_size = int(chunk_size)
+        self.normalize = bool(normalize)
         self.name = f"{base.name}_dense"
         self.render_options = base.render_options
         self.device = base.device
@@ -110,7 +117,11 @@ class DenseReward(Reward):
         gamma = torch.tensor(self.gamma, dtype=torch.float64, device=self.device)
         weights = torch.pow(gamma, exponent)
         total = torch.zeros(len(rewards), dtype=torch.float64, device=self.device)
-        return total.index_add_(0, owner, weights * values).float()
+        total.index_add_(0, owner, weights * values)
+        if self.normalize:
+            weight_sums = torch.zeros_like(total).index_add_(0, owner, weights)
+            total = total / weight_sums
+        return total.float()
 
     def __call__(self, images: torch.Tensor, sketches: Sequence[np.ndarray]) -> torch.Tensor:
         """G per sketch; ``images`` (the full sketches' renders) score the last checkpoints."""
@@ -121,4 +132,5 @@ class DenseReward(Reward):
         return self.returns(self.checkpoint_rewards(sketches))
 
     def __repr__(self) -> str:
-        return f"DenseReward({self.base!r}, every={self.every}, gamma={self.gamma})"
+        return (f"DenseReward({self.base!r}, every={self.every}, gamma={self.gamma}, "
+                f"normalize={self.normalize})")

@@ -43,6 +43,9 @@ class RLConfig(Config):
     dense_every: int = 0
     # Discount of the dense return G = sum_t gamma^(T-t) r_t.
     gamma: float = 1.0
+    # Dense return as a weighted mean over checkpoints instead of the paper's sum (the sum pays
+    # for length: a sketch that never ends collects more checkpoints).
+    dense_normalize: bool = False
     # Seed of sampling (torch generator) and of anything else random.
     seed: int = 0
     # Element-wise gradient clip: every gradient value is clamped to [-grad_clip, grad_clip].

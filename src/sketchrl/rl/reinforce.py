@@ -32,7 +32,8 @@ def build_run_reward(config: RLConfig, device: torch.device) -> Reward:
     """The configured reward, wrapped in its dense form when ``dense_every > 0``."""
     reward = build_reward(config.reward, dict(config.reward_options), device=device)
     if config.dense_every > 0:
-        reward = DenseReward(reward, every=config.dense_every, gamma=config.gamma)
+        reward = DenseReward(reward, every=config.dense_every, gamma=config.gamma,
+                             normalize=config.dense_normalize)
     return reward
 
 
