@@ -50,3 +50,16 @@ def isolated_sketchrl_env(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("SKETCHRL_HOME", str(tmp_path_factory.mktemp("sketchrl_home")))
     if SHARED_ASSETS is not None:
         monkeypatch.setenv("SKETCHRL_ASSET_URL", str(SHARED_ASSETS))
+
+
+@pytest.fixture
+def untrained_classifier_dir(tmp_path):
+    """A saved owl/bird/cat CNN classifier with random weights and non-trivial batch norm."""
+    from sketchrl.classifiers import ClassifierConfig, build_classifier, save_classifier
+
+    torch.manual_seed(0)
+    config = ClassifierConfig(categories=["owl", "bird", "cat"], arch="cnn")
+    classifier = build_classifier(config.arch, config.categories)
+    with torch.no_grad():
+        classifier.train()(torch.rand(8, 1, 28, 28))
+    return save_classifier(classifier.eval(), config, tmp_path / "classifier")

@@ -57,19 +57,6 @@ def random_sketches(count: int, seed: int = 0, length: int = 25) -> list[np.ndar
     return sketches
 
 
-@pytest.fixture
-def classifier_dir(tmp_path):
-    from sketchrl.classifiers import build_classifier, save_classifier
-    from sketchrl.classifiers.config import ClassifierConfig
-
-    torch.manual_seed(0)
-    config = ClassifierConfig(categories=["owl", "bird", "cat"], arch="cnn")
-    classifier = build_classifier(config.arch, config.categories)
-    with torch.no_grad():  # non-trivial batch-norm statistics
-        classifier.train()(torch.rand(8, 1, 28, 28))
-    return save_classifier(classifier.eval(), config, tmp_path / "classifier")
-
-
 # --- the FID Inception on real Quick, Draw! bitmaps (slow) ------------------------------------
 
 def test_preprocess_follows_fid_helper_conventions():
@@ -172,15 +159,15 @@ def test_bad_references_and_inputs_are_one_line_errors():
 
 # --- the pipeline ---------------------------------------------------------------------------
 
-def test_evaluate_sketches_is_deterministic_and_measures_everything(classifier_dir):
+def test_evaluate_sketches_is_deterministic_and_measures_everything(untrained_classifier_dir):
     from sketchrl.classifiers import load_classifier
 
     sketches = random_sketches(40, seed=1)
     rewards = build_evaluation_rewards(
-        "classifier", {"model": str(classifier_dir), "category": "bird"}
+        "classifier", {"model": str(untrained_classifier_dir), "category": "bird"}
     )
-    options = dict(reference="quickdraw:bird", classifier_dir=classifier_dir, rewards=rewards,
-                   seed=3, extractor=PixelFeatures())
+    options = dict(reference="quickdraw:bird", classifier_dir=untrained_classifier_dir,
+                   rewards=rewards, seed=3, extractor=PixelFeatures())
     first = evaluate_sketches(sketches, **options)
     second = evaluate_sketches(sketches, **options)
     assert first == second
@@ -189,7 +176,7 @@ def test_evaluate_sketches_is_deterministic_and_measures_everything(classifier_d
                 "strokes_per_sketch_mean", "pen_down_length_std", "warnings"):
         assert key in first, key
     bitmaps = render_quickdraw(sketches)
-    probabilities = load_classifier(classifier_dir).predict_proba(bitmaps, ink=1)
+    probabilities = load_classifier(untrained_classifier_dir).predict_proba(bitmaps, ink=1)
     assert first["classifier_rate"] == pytest.approx(
         float((probabilities.argmax(dim=1) == 1).float().mean())
     )
@@ -224,10 +211,10 @@ def test_too_few_reference_drawings_are_flagged(tmp_path):
     assert "only 800 real owl drawings" in (tmp_path / "metrics.md").read_text()
 
 
-def test_unknown_classifier_category_is_a_config_error(classifier_dir):
+def test_unknown_classifier_category_is_a_config_error(untrained_classifier_dir):
     with pytest.raises(ConfigError, match="not one of the classifier's categories"):
         evaluate_sketches(random_sketches(8), reference="quickdraw:dog",
-                          classifier_dir=classifier_dir, extractor=PixelFeatures())
+                          classifier_dir=untrained_classifier_dir, extractor=PixelFeatures())
 
 
 @pytest.mark.slow

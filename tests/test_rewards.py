@@ -8,8 +8,6 @@ import torch
 from PIL import Image
 from scipy.ndimage import gaussian_filter
 
-from sketchrl.classifiers import build_classifier, save_classifier
-from sketchrl.classifiers.config import ClassifierConfig
 from sketchrl.errors import ConfigError, DataError
 from sketchrl.render import QUICKDRAW_OPTIONS, SSIM_OPTIONS, RenderOptions, render
 from sketchrl.rewards import (
@@ -223,17 +221,6 @@ def test_reward_rejects_images_with_other_render_options(shared_assets):
 
 
 # --- classifier reward ---------------------------------------------------------------------
-
-
-@pytest.fixture
-def untrained_classifier_dir(tmp_path):
-    torch.manual_seed(0)
-    config = ClassifierConfig(categories=["owl", "bird", "cat"], arch="cnn")
-    classifier = build_classifier(config.arch, config.categories)
-    with torch.no_grad():  # non-trivial batch-norm statistics
-        classifier.train()(torch.rand(8, 1, 28, 28))
-    save_classifier(classifier.eval(), config, tmp_path / "clf")
-    return tmp_path / "clf"
 
 
 def test_classifier_reward_is_the_category_probability(untrained_classifier_dir):

@@ -54,8 +54,8 @@ def run(args: argparse.Namespace) -> int:
     from sketchrl.reproduce import get_preset, reproduce
 
     preset = get_preset(
-        args.preset, quick=args.quick, episodes=args.episodes, n_eval=args.n_eval,
-        n_ablation=args.n_ablation, model=args.model,
+        args.preset, quick=args.quick, training={"episodes": args.episodes},
+        n_eval=args.n_eval, n_ablation=args.n_ablation, model=args.model,
     )
     report = reproduce(preset, args.out, device=args.device, progress=not args.quiet,
                        clip_weights=args.clip_weights)

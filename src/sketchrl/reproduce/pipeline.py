@@ -109,18 +109,16 @@ class Study:
             settings["epochs"] = epochs
         train_classifier(ClassifierConfig(**settings), out, progress=self.progress)
 
-    def rl_config(self, method: Method):
+    def rl_config(self, method: Method | None = None):
+        """The fine-tuning config of ``method`` (without one: the settings all runs share)."""
         from sketchrl.rl import RLConfig
 
+        settings = method.rl_settings() if method is not None else {}
+        if "reward_options" in settings:
+            settings["reward_options"] = self.resolve_options(settings["reward_options"])
         preset = self.preset
-        settings = method.rl_settings()
-        settings["reward_options"] = self.resolve_options(settings["reward_options"])
-        return RLConfig(
-            model=preset.model, episodes=preset.episodes, batch_size=preset.batch_size,
-            lr=preset.lr, temperature=preset.temperature, max_len=preset.max_len,
-            warmup_batches=preset.warmup_batches, seed=preset.seed, device=self.device,
-            **settings,
-        )
+        return RLConfig(model=preset.model, seed=preset.seed, device=self.device,
+                        **{**preset.training, **settings})
 
     def train_method(self, method: Method) -> None:
         from sketchrl.rl import train
@@ -134,10 +132,10 @@ class Study:
         out = self.paths.evaluation(table, name)
         if (out / "metrics.json").exists():
             return
-        preset = self.preset
+        preset, training = self.preset, self.rl_config()
         evaluate_model(
-            model, n, reference=preset.reference, out_dir=out, temperature=preset.temperature,
-            seed=preset.seed + 1, max_len=preset.max_len, batch_size=preset.eval_batch_size,
+            model, n, reference=preset.reference, out_dir=out, temperature=training.temperature,
+            seed=preset.seed + 1, max_len=training.max_len, batch_size=preset.eval_batch_size,
             device=self.device, progress=self.progress,
             classifier_dir=self.paths.classifier("eval"), target_category=preset.category,
             rewards=self.evaluation_rewards(),

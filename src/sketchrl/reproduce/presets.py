@@ -46,13 +46,8 @@ class Preset:
     methods: tuple[Method, ...]  # Table 1 rows after the baseline
     ablation: Method  # the dense method whose gamma Table 2 varies
     gammas: tuple[float, ...] = ABLATION_GAMMAS
-    # Fine-tuning (the paper's values unless a preset says otherwise).
-    episodes: int = 5000
-    batch_size: int = 16
-    lr: float = 1e-5
-    temperature: float = 0.5
-    max_len: int = 250
-    warmup_batches: int = 3
+    # Fine-tuning settings that differ from RLConfig's defaults (the paper's values).
+    training: dict[str, Any] = dataclasses.field(default_factory=dict)
     # Evaluation.
     n_eval: int = 2000
     n_ablation: int = 500
@@ -122,9 +117,7 @@ def offline_preset() -> Preset:
         ablation=dense,
         # Sized so that the whole preset finishes in about 30 minutes on 2 CPU cores: 100
         # batches per run instead of 312, with a 3x larger step to compensate.
-        episodes=1600,
-        lr=3e-5,
-        max_len=250,
+        training={"episodes": 1600, "lr": 3e-5},
         n_eval=500,
         n_ablation=250,
         scores=(
@@ -165,21 +158,25 @@ def paper_preset() -> Preset:
 PRESETS = {"offline": offline_preset, "paper": paper_preset}
 
 
-def get_preset(name: str, *, quick: bool = False, **changes: Any) -> Preset:
-    """A preset by name, shrunk to toy sizes with ``quick``, with field ``changes`` applied."""
+def get_preset(
+    name: str, *, quick: bool = False, training: dict[str, Any] | None = None, **changes: Any
+) -> Preset:
+    """A preset by name, shrunk to toy sizes with ``quick``, with ``training`` settings (RLConfig
+    keys) and field ``changes`` applied (None values are ignored)."""
     try:
         preset = PRESETS[name]()
     except KeyError:
         raise ConfigError(f"unknown preset {name!r}; valid: {', '.join(PRESETS)}") from None
     if quick:
+        toy = {"episodes": 3 * 4, "batch_size": 4, "warmup_batches": 1, "max_len": 40, "lr": 1e-4}
         preset = dataclasses.replace(
-            preset, episodes=3 * 4, batch_size=4, warmup_batches=1, max_len=40, lr=1e-4,
-            n_eval=24, n_ablation=16, eval_batch_size=24, reward_classifier_epochs=1,
-            eval_classifier_epochs=1,
+            preset, training={**preset.training, **toy}, n_eval=24, n_ablation=16,
+            eval_batch_size=24, reward_classifier_epochs=1, eval_classifier_epochs=1,
             classifier_max_per_category=120, eval_classifier_arch="cnn",
         )
     changes = {key: value for key, value in changes.items() if value is not None}
     unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(Preset)})
     if unknown:
         raise ConfigError(f"unknown preset setting(s) {', '.join(unknown)}")
-    return dataclasses.replace(preset, **changes)
+    training = {key: value for key, value in (training or {}).items() if value is not None}
+    return dataclasses.replace(preset, training={**preset.training, **training}, **changes)

@@ -94,7 +94,7 @@ def html_table(table: Table) -> str:
 
 
 def render_html(study: Study, table1: Table, table2: Table) -> str:
-    preset, root = study.preset, study.paths.root
+    preset, root, rl = study.preset, study.paths.root, study.rl_config()
     warnings = sorted({w for _, m in table1.rows + table2.rows for w in m.get("warnings", [])})
     grids = "".join(
         f"<figure><img src='eval_table1/{html.escape(name)}/grid.png' width='320'>"
@@ -118,10 +118,10 @@ figure {{ display: inline-block; margin: 0.5em; }}
 </style></head><body>
 <h1>sketchrl reproduce: preset <code>{html.escape(preset.name)}</code></h1>
 <p>{html.escape(preset.description)}</p>
-<p>Model <code>{html.escape(preset.model)}</code>; {preset.episodes} episodes per run, batch
-{preset.batch_size}, lr {preset.lr:g}, temperature {preset.temperature}, max {preset.max_len}
-steps, {preset.warmup_batches} warm-up batches; evaluation n = {preset.n_eval} (Table 1) and
-{preset.n_ablation} (Table 2) at temperature {preset.temperature}. Total time {total / 60:.1f}
+<p>Model <code>{html.escape(preset.model)}</code>; {rl.episodes} episodes per run, batch
+{rl.batch_size}, lr {rl.lr:g}, temperature {rl.temperature}, max {rl.max_len}
+steps, {rl.warmup_batches} warm-up batches; evaluation n = {preset.n_eval} (Table 1) and
+{preset.n_ablation} (Table 2) at temperature {rl.temperature}. Total time {total / 60:.1f}
 minutes.</p>
 {html_table(table1)}
 {html_table(table2)}
