@@ -350,14 +350,15 @@ def _fit(model: SketchRNN, optimizer: torch.optim.Optimizer, config: PretrainCon
          data: tuple[StrokeDataset, StrokeDataset | None], result: PretrainResult,
          progress: bool) -> None:
     """Train from ``result.step`` to ``config.num_steps``: log, evaluate and save on schedule."""
-    from torch.utils.tensorboard import SummaryWriter
     from tqdm.auto import tqdm
+
+    from sketchrl.tensorboard import summary_writer
 
     train_set, valid_set = data
     generator = torch.Generator().manual_seed(config.seed + result.step)
     batches = endless_batches(train_set, model.config.batch_size, generator, config.num_workers)
     out_dir = result.out_dir
-    with SummaryWriter(str(out_dir / "tb")) as writer:
+    with summary_writer(str(out_dir / "tb")) as writer:
         bar = tqdm(range(result.step, config.num_steps), disable=not progress, desc="pretrain")
         for step in bar:
             strokes5, lengths = next(batches)

@@ -116,9 +116,9 @@ class MetricsLog:
 
     def _tensorboard(self, row: dict[str, float | int]) -> None:
         if self.writer is None:
-            from torch.utils.tensorboard import SummaryWriter
+            from sketchrl.tensorboard import summary_writer
 
-            self.writer = SummaryWriter(log_dir=str(self.tb_dir))
+            self.writer = summary_writer(self.tb_dir)
         for key, value in row.items():
             if key not in ("batch", "episodes"):
                 self.writer.add_scalar(f"rl/{key}", float(value), int(row["batch"]))
