@@ -165,6 +165,11 @@ def test_cli_train_ssim_on_a_saved_model(tmp_path, shared_assets, capsys):
     # The run directory is accepted wherever a model name is.
     assert main(["sample", "--model", str(out), "-n", "2", "--out", str(tmp_path / "s"),
                  "--quiet"]) == 0
+    # A run whose reward cannot load fails in one line and leaves no folder behind.
+    broken = tmp_path / "broken"
+    assert main(["train", "--config", str(config), "--set", "reward.target=missing.png",
+                 "--out", str(broken), "--quiet"]) == 2
+    assert not broken.exists()
     # A second run into the same folder is a one-line error, not a traceback.
     assert main(["train", "--config", str(config), "--out", str(out), "--quiet"]) == 2
     assert "not empty" in capsys.readouterr().err

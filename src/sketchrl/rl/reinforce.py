@@ -21,7 +21,7 @@ from sketchrl.rewards import DenseReward, Reward, build_reward
 from sketchrl.rl.advantages import get_advantage_fn
 from sketchrl.rl.config import RLConfig
 from sketchrl.rl.plots import save_reward_curves
-from sketchrl.rl.run_files import MetricsLog, RunState, prepare_run_dir
+from sketchrl.rl.run_files import MetricsLog, RunState, prepare_run_dir, write_run_config
 
 logger = logging.getLogger(__name__)
 
@@ -203,6 +203,7 @@ def train(
     out_dir = Path(out_dir)
     config, saved_state = prepare_run_dir(config, out_dir, resume=resume)
     trainer = ReinforceTrainer(config, policy=policy, reward=reward)
+    write_run_config(config, out_dir)
     if saved_state is not None:
         trainer.policy.load_state_dict(load_model(out_dir, device=trainer.device).state_dict())
         trainer.load_state(saved_state)

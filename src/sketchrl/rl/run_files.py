@@ -51,10 +51,11 @@ class RunState:
 def prepare_run_dir(
     config: RLConfig, out_dir: Path, *, resume: bool
 ) -> tuple[RLConfig, RunState | None]:
-    """Create or reopen ``out_dir``; never overwrites another run's files.
+    """Check that ``out_dir`` can take this run (writes nothing); never overwrites another run.
 
     Returns the config to use (the saved one when resuming, with allowed changes applied)
-    and the saved state (None for a fresh run).
+    and the saved state (None for a fresh run). :func:`write_run_config` then records it, once
+    the policy and reward have loaded, so a run that fails to start leaves no folder behind.
     """
     has_state = (out_dir / STATE_FILE).exists()
     if resume and has_state:
@@ -68,7 +69,6 @@ def prepare_run_dir(
                 f"--resume: {out_dir} was run with different {', '.join(differing)}; "
                 "use the same config (only episodes, checkpoint_every, device may change)"
             )
-        config.save_json(out_dir / CONFIG_FILE)
         return config, RunState.load(out_dir)
     contents = {path.name for path in out_dir.iterdir()} if out_dir.exists() else set()
     # A run interrupted before its first checkpoint has nothing to resume: start it again.
@@ -76,9 +76,13 @@ def prepare_run_dir(
     if contents and not restartable:
         hint = "pass --resume to continue it" if has_state else "choose an empty --out"
         raise ConfigError(f"output folder {out_dir} is not empty: {hint}")
+    return config, None
+
+
+def write_run_config(config: RLConfig, out_dir: Path) -> None:
+    """Create ``out_dir`` and save the run's config in it."""
     out_dir.mkdir(parents=True, exist_ok=True)
     config.save_json(out_dir / CONFIG_FILE)
-    return config, None
 
 
 class MetricsLog:
