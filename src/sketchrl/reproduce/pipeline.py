@@ -8,6 +8,7 @@ resumes from its last checkpoint).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import time
@@ -138,24 +139,23 @@ class Study:
             seed=preset.seed + 1, max_len=training.max_len, batch_size=preset.eval_batch_size,
             device=self.device, progress=self.progress,
             classifier_dir=self.paths.classifier("eval"), target_category=preset.category,
-            rewards=self.evaluation_rewards(),
+            rewards=self.evaluation_rewards,
         )
 
     # -- helpers ----------------------------------------------------------------------------
+    @functools.cached_property
     def evaluation_rewards(self) -> dict[str, Any]:
         """Metric name -> reward, built once and reused by every evaluation."""
-        if not hasattr(self, "_evaluation_rewards"):
-            from sketchrl.rewards import build_reward
+        from sketchrl.rewards import build_reward
 
-            rewards = {
-                metric: build_reward(reward, self.resolve_options(dict(options)), self.device)
-                for metric, reward, options in self.preset.scores
-            }
-            if self.preset.clip_score:
-                clip = self.resolve_options(dict(self.preset.ablation.reward_options))
-                rewards["clip_score"] = build_reward("clip", clip, self.device)
-            self._evaluation_rewards = rewards
-        return self._evaluation_rewards
+        rewards = {
+            metric: build_reward(reward, self.resolve_options(dict(options)), self.device)
+            for metric, reward, options in self.preset.scores
+        }
+        if self.preset.clip_score:
+            clip = self.resolve_options(dict(self.preset.ablation.reward_options))
+            rewards["clip_score"] = build_reward("clip", clip, self.device)
+        return rewards
 
     def resolve_options(self, options: dict[str, Any]) -> dict[str, Any]:
         """Fill in the reward classifier's folder and the CLIP weights file."""

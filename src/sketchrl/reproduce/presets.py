@@ -69,6 +69,11 @@ class Preset:
         return f"quickdraw:{self.category}"
 
     @property
+    def score_metrics(self) -> list[str]:
+        """Names of the reward metrics every evaluation measures (CLIP last when measured)."""
+        return [name for name, _, _ in self.scores] + (["clip_score"] if self.clip_score else [])
+
+    @property
     def needs_reward_classifier(self) -> bool:
         uses = [m.reward_options.get("model") for m in (*self.methods, self.ablation)]
         uses += [dict(options).get("model") for _, _, options in self.scores]

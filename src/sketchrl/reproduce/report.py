@@ -19,7 +19,7 @@ SAMPLES_PER_ROW = 8
 
 def study_tables(study: Study) -> tuple[Table, Table]:
     preset, paths = study.preset, study.paths
-    metrics = [name for name, _, _ in preset.scores] + (["clip_score"] if preset.clip_score else [])
+    metrics = preset.score_metrics
     labels = {m.name: m.label for m in preset.methods}
     table1_rows = [("baseline (pretrained)", paths.evaluation("table1", "baseline"))]
     table1_rows += [(labels[m.name], paths.evaluation("table1", m.name)) for m in preset.methods]

@@ -218,14 +218,14 @@ def train(
             log.write(stats.as_row())
             bar.update(1)
             bar.set_postfix(reward=f"{stats.reward_mean:.3f}", kl=f"{stats.kl_to_start:.2f}")
-            last = trainer.batch_index == config.num_batches
-            if trainer.batch_index % config.checkpoint_every == 0 or last:
-                save_checkpoint(trainer, out_dir)
-            if not math.isfinite(stats.loss):
+            if not math.isfinite(stats.loss):  # checked first: never checkpoint a broken policy
                 raise ConfigError(
                     f"loss became {stats.loss} at batch {stats.batch}; lower lr "
                     "(the last checkpoint is kept)"
                 )
+            last = trainer.batch_index == config.num_batches
+            if trainer.batch_index % config.checkpoint_every == 0 or last:
+                save_checkpoint(trainer, out_dir)
     finally:
         bar.close()
         log.close()
