@@ -63,3 +63,20 @@ def untrained_classifier_dir(tmp_path):
     with torch.no_grad():
         classifier.train()(torch.rand(8, 1, 28, 28))
     return save_classifier(classifier.eval(), config, tmp_path / "classifier")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``cuda`` skip without a GPU (``benchmarks/gpu_check.sh`` runs them)."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)
+
+
+def skip_or_fail(reason: str) -> None:
+    """Skip locally when a tool (Node, Chromium, Ray) is missing; fail in CI (SKETCHRL_CI=1)."""
+    if os.environ.get("SKETCHRL_CI"):
+        pytest.fail(f"{reason} (required in CI: .ci/run installs it)")
+    pytest.skip(reason)
