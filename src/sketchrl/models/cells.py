@@ -75,6 +75,21 @@ class _LSTMBase(nn.Module):
         """``tanh(j)`` with recurrent dropout (without memory loss) in train mode."""
         return F.dropout(torch.tanh(j), 1.0 - self.dropout_keep_prob, self.training)
 
+    @property
+    def dropout_active(self) -> bool:
+        return self.training and self.dropout_keep_prob < 1.0
+
+    def sequence(self, x: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
+        """Run over ``x (B, T, input)`` from ``state``: outputs ``h (B, T, H)`` and the final
+        state. The reference loop over :meth:`forward`; cells may override with a fused kernel."""
+        outputs = []
+        for t in range(x.shape[1]):
+            h, state = self(x[:, t], state)
+            outputs.append(h)
+        if not outputs:
+            return x.new_zeros(x.shape[0], 0, self.num_units), state
+        return torch.stack(outputs, dim=1), state
+
 
 class LSTMCell(_LSTMBase):
     """Magenta's ``LSTMCell``: state ``[c, h]``; ``c' = c sig(f+1) + sig(i) tanh(g)``."""
@@ -93,6 +108,36 @@ class LSTMCell(_LSTMBase):
         new_c = c * torch.sigmoid(f + FORGET_BIAS) + torch.sigmoid(i) * self.candidate(j)
         new_h = torch.tanh(new_c) * torch.sigmoid(o)
         return new_h, torch.cat([new_c, new_h], dim=1)
+
+    def folded_bias(self) -> Tensor:
+        """``bias`` with the forget bias added to the f block (so a gate is one sigmoid)."""
+        offset = torch.zeros_like(self.bias)
+        offset[2 * self.num_units: 3 * self.num_units] = FORGET_BIAS
+        return self.bias + offset
+
+    def torch_lstm_weights(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """``(w_ih (4H, in), w_hh (4H, H), b_ih, b_hh)`` in ``torch.nn.LSTM``'s layout and gate
+        order (i, f, g, o), forget bias folded in; differentiable functions of the parameters."""
+        order = [0, 2, 1, 3]  # Magenta's (i, g, f, o) blocks -> torch's (i, f, g, o)
+
+        def reorder(weight: Tensor) -> Tensor:
+            blocks = weight.chunk(4, dim=-1)
+            return torch.cat([blocks[k] for k in order], dim=-1)
+
+        bias = reorder(self.folded_bias())
+        return (reorder(self.W_xh).t(), reorder(self.W_hh).t(), bias, torch.zeros_like(bias))
+
+    def sequence(self, x: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
+        """One fused ``torch.lstm`` call (oneDNN on CPU, cuDNN on GPU) unless recurrent dropout
+        is active; equal to the reference loop to float rounding."""
+        if self.dropout_active or x.shape[1] == 0:
+            return super().sequence(x, state)
+        c, h = state.split(self.num_units, dim=1)
+        outputs, last_h, last_c = torch.lstm(
+            x, (h.unsqueeze(0).contiguous(), c.unsqueeze(0).contiguous()),
+            list(self.torch_lstm_weights()), True, 1, 0.0, False, False, True,
+        )
+        return outputs, torch.cat([last_c[0], last_h[0]], dim=1)
 
 
 class LayerNormLSTMCell(_LSTMBase):

@@ -2,13 +2,18 @@
 
 The decoder's output layer gives ``y (..., 6M + 3)``: 3 pen logits (p1 pen down, p2 pen up,
 p3 end), then six blocks of M: pi logits, mu_x, mu_y, log sigma_x, log sigma_y and the
-pre-tanh correlation (the sketch-rnn-js / Magenta layout). Temperature follows the SketchRNN
-paper: pi and pen logits / tau and sigma * sqrt(tau) (``sigma_scale="sqrt"``); Magenta's TF
-sampler multiplies sigma by tau instead (``sigma_scale="linear"``).
+pre-tanh correlation (the sketch-rnn-js / Magenta layout).
+
+Temperature (:class:`Temperature`): the ``paper`` semantics (the SketchRNN paper, sketchrl's
+default) divide the pi and pen logits by tau and multiply sigma by sqrt(tau); ``magenta-js``
+(``@magenta/sketch``'s default) divides the logits by ``0.5 + 0.5 tau`` instead, sigma still times
+sqrt(tau). A separate ``pen`` temperature overrides the logits' divisor under either semantics.
+Magenta's TF sampler multiplies sigma by tau (``sigma_scale="linear"``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from typing import NamedTuple
@@ -55,8 +60,16 @@ def split_output(y: Tensor, num_mixture: int) -> MixtureParams:
     )
 
 
+#: semantics name -> the logits' divisor at temperature tau (when no pen temperature is given).
+TEMPERATURE_SEMANTICS: dict[str, Callable[[float], float]] = {
+    "paper": lambda tau: tau,
+    "magenta-js": lambda tau: 0.5 + 0.5 * tau,
+}
+
+
 def check_temperature(temperature: float, sigma_scale: str = "sqrt") -> None:
-    if not temperature > 0:
+    if isinstance(temperature, bool) or not isinstance(temperature, int | float) \
+            or not temperature > 0 or not math.isfinite(temperature):
         raise ConfigError(f"temperature={temperature!r}: use a value > 0 (e.g. 0.5)")
     if sigma_scale not in SIGMA_SCALES:
         raise ConfigError(
@@ -64,19 +77,82 @@ def check_temperature(temperature: float, sigma_scale: str = "sqrt") -> None:
         )
 
 
-def apply_temperature(params: MixtureParams, temperature: float,
+@dataclasses.dataclass(frozen=True)
+class Temperature:
+    """How sampling sharpens the output distribution.
+
+    Attributes:
+        value: tau > 0; sigma is multiplied by sqrt(tau) (``sigma_scale="sqrt"``) or by tau
+            (``"linear"``, Magenta's TF sampler).
+        pen: divisor of the pen and mixture-weight logits; None: tau under the ``paper``
+            semantics, ``0.5 + 0.5 tau`` under ``magenta-js`` (``@magenta/sketch``'s default).
+        semantics: ``paper`` or ``magenta-js``.
+        sigma_scale: ``sqrt`` or ``linear``.
+    """
+
+    value: float = 0.5
+    pen: float | None = None
+    semantics: str = "paper"
+    sigma_scale: str = "sqrt"
+
+    def __post_init__(self) -> None:
+        check_temperature(self.value, self.sigma_scale)
+        if self.pen is not None:
+            try:
+                check_temperature(self.pen)
+            except ConfigError:
+                raise ConfigError(
+                    f"pen temperature={self.pen!r}: use a value > 0 (or leave it unset)"
+                ) from None
+        if self.semantics not in TEMPERATURE_SEMANTICS:
+            raise ConfigError(
+                f"temperature semantics {self.semantics!r}: use one of "
+                f"{', '.join(TEMPERATURE_SEMANTICS)}"
+            )
+
+    @property
+    def logit_divisor(self) -> float:
+        """What the pen and mixture-weight logits are divided by."""
+        if self.pen is not None:
+            return float(self.pen)
+        return float(TEMPERATURE_SEMANTICS[self.semantics](self.value))
+
+    @property
+    def log_sigma_offset(self) -> float:
+        """``log`` of the factor every sigma is multiplied by."""
+        return SIGMA_SCALES[self.sigma_scale](self.value)
+
+    def describe(self) -> str:
+        """E.g. ``0.5 (paper)`` or ``0.5 (magenta-js: logits / 0.75)``."""
+        if self.pen is None and self.semantics == "paper":
+            return f"{self.value:g} (paper)"
+        return f"{self.value:g} ({self.semantics}: logits / {self.logit_divisor:g})"
+
+
+def as_temperature(temperature: float | Temperature, sigma_scale: str = "sqrt") -> Temperature:
+    """A :class:`Temperature` from a plain tau (paper semantics) or an existing one."""
+    if isinstance(temperature, Temperature):
+        return temperature
+    return Temperature(temperature, sigma_scale=sigma_scale)
+
+
+def apply_temperature(params: MixtureParams, temperature: float | Temperature,
                       sigma_scale: str = "sqrt") -> MixtureParams:
-    """Logits / tau (re-normalised) and sigma scaled by sqrt(tau) or tau."""
-    check_temperature(temperature, sigma_scale)
-    if temperature == 1.0:
-        return params
-    log_scale = SIGMA_SCALES[sigma_scale](temperature)
-    return params._replace(
-        pen_log_probs=F.log_softmax(params.pen_log_probs / temperature, dim=-1),
-        log_pi=F.log_softmax(params.log_pi / temperature, dim=-1),
-        log_sigma_x=params.log_sigma_x + log_scale,
-        log_sigma_y=params.log_sigma_y + log_scale,
-    )
+    """Logits divided by the temperature's divisor (re-normalised), sigma scaled by sqrt(tau)
+    or tau. A plain float ``temperature`` is tau under the paper's semantics."""
+    temperature = as_temperature(temperature, sigma_scale)
+    divisor, log_scale = temperature.logit_divisor, temperature.log_sigma_offset
+    if divisor != 1.0:
+        params = params._replace(
+            pen_log_probs=F.log_softmax(params.pen_log_probs / divisor, dim=-1),
+            log_pi=F.log_softmax(params.log_pi / divisor, dim=-1),
+        )
+    if log_scale != 0.0:
+        params = params._replace(
+            log_sigma_x=params.log_sigma_x + log_scale,
+            log_sigma_y=params.log_sigma_y + log_scale,
+        )
+    return params
 
 
 def _safe_rho(rho: Tensor) -> Tensor:

@@ -21,8 +21,12 @@ class Rollout:
         log_probs: ``(B, T)`` log-probability of each sampled row under the tempered
             distribution (pen state, plus the ``(dx, dy)`` mixture density on drawing rows);
             0 where ``mask`` is False. Differentiable when sampled with ``grad=True``.
-        mask: ``(B, T)`` bool, the steps actually sampled: drawing rows plus the end row.
+        mask: ``(B, T)`` bool, the steps actually sampled: drawing rows plus the end row (a
+            completion's given prefix rows are not sampled).
         z: ``(B, z_size)`` latent vectors used, or None for a decoder-only model.
+        prefix_lengths: ``(B,)`` rows given as a prefix (completion), or None.
+        outputs: ``(B, T, 6M + 3)`` raw decoder outputs of every step, when kept.
+        hidden: ``(B, T, H)`` decoder cell outputs of every step, when kept.
     """
 
     strokes: Tensor
@@ -30,6 +34,9 @@ class Rollout:
     log_probs: Tensor
     mask: Tensor
     z: Tensor | None = None
+    prefix_lengths: Tensor | None = None
+    outputs: Tensor | None = None
+    hidden: Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.strokes.shape[0])
@@ -46,5 +53,10 @@ class Rollout:
 
     def detach(self) -> Rollout:
         """A copy without autograd history (e.g. to keep for logging)."""
+
+        def detached(value: Tensor | None) -> Tensor | None:
+            return None if value is None else value.detach()
+
         return Rollout(self.strokes.detach(), self.lengths, self.log_probs.detach(), self.mask,
-                       None if self.z is None else self.z.detach())
+                       detached(self.z), self.prefix_lengths, detached(self.outputs),
+                       detached(self.hidden))

@@ -20,10 +20,11 @@ import torch
 from torch import Tensor, nn
 
 from sketchrl.errors import ConfigError
-from sketchrl.models.cells import Dense, build_cell
+from sketchrl.models.cells import Dense, LSTMCell, build_cell
 from sketchrl.models.config import SketchRNNConfig
 from sketchrl.models.mixture import (
     MixtureParams,
+    Temperature,
     apply_temperature,
     offset_log_prob,
     pen_log_prob,
@@ -114,9 +115,32 @@ class Decoder(nn.Module):
 
     def step(self, rows: Tensor, z: Tensor | None, state: Tensor) -> tuple[Tensor, Tensor]:
         """One step from the previous rows ``(B, 5)``: raw outputs ``(B, 6M + 3)`` and state."""
+        y, _, state = self.step_with_hidden(rows, z, state)
+        return y, state
+
+    def step_with_hidden(self, rows: Tensor, z: Tensor | None,
+                         state: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """:meth:`step` that also returns the cell's output ``h (B, H)``."""
         x = rows if z is None else torch.cat([rows, z], dim=1)
         h, state = self.cell(self.input_dropout(x), state)
-        return self.output(self.output_dropout(h)), state
+        return self.output(self.output_dropout(h)), h, state
+
+    def sequence(self, rows: Tensor, z: Tensor | None, state: Tensor) -> tuple[Tensor, Tensor]:
+        """All steps of known input rows ``(B, T, 5)``: raw outputs ``(B, T, 6M + 3)`` and the
+        cell outputs ``h (B, T, H)``. The plain LSTM runs as one fused kernel."""
+        x = rows if z is None else torch.cat([rows, z.unsqueeze(1).expand(-1, rows.shape[1], -1)],
+                                             dim=2)
+        h, _ = self.cell.sequence(self.input_dropout(x), state)
+        return self.output(self.output_dropout(h)), h
+
+    @property
+    def fusable(self) -> bool:
+        """Whether a fused plain-LSTM step may replace :meth:`step` (no dropout active)."""
+        dropout = self.training and not (
+            isinstance(self.input_dropout, nn.Identity)
+            and isinstance(self.output_dropout, nn.Identity)
+        )
+        return isinstance(self.cell, LSTMCell) and not self.cell.dropout_active and not dropout
 
 
 class SketchRNNOutput(NamedTuple):
@@ -198,19 +222,19 @@ class SketchRNN(nn.Module):
         before it (start token first). Every one of the T steps is computed, since Magenta's pen
         loss covers the padding; ``lengths`` is only checked. ``z`` is required for a VAE.
         """
+        return split_output(self.teacher_forcing_outputs(strokes5, lengths, z)[0],
+                            self.config.num_mixture)
+
+    def teacher_forcing_outputs(self, strokes5: Tensor, lengths: Tensor,
+                                z: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Raw outputs ``(B, T, 6M + 3)`` and cell outputs ``h (B, T, H)`` of teacher forcing
+        (see :meth:`teacher_forcing`); one fused kernel for the plain LSTM."""
         check_sequences(strokes5, lengths)
         batch, steps, _ = strokes5.shape
         z = self.batch_z(z, batch)
         strokes5 = strokes5.to(self.device, self.start_token.dtype)
         inputs = torch.cat([self.start_token.expand(batch, 1, 5), strokes5[:, :-1]], dim=1)
-        state = self.decoder.start_state(batch, z)
-        outputs = []
-        for t in range(steps):
-            y, state = self.decoder.step(inputs[:, t], z, state)
-            outputs.append(y)
-        y_all = torch.stack(outputs, dim=1) if outputs else strokes5.new_zeros(
-            batch, 0, self.config.output_size)
-        return split_output(y_all, self.config.num_mixture)
+        return self.decoder.sequence(inputs, z, self.decoder.start_state(batch, z))
 
     def forward(self, strokes5: Tensor, lengths: Tensor, z: Tensor | None = None,
                 generator: torch.Generator | None = None) -> SketchRNNOutput:
@@ -224,13 +248,14 @@ class SketchRNN(nn.Module):
         return SketchRNNOutput(params, self.batch_z(z, strokes5.shape[0]), mu, presig)
 
     def log_prob(self, strokes5: Tensor, lengths: Tensor, z: Tensor | None = None,
-                 temperature: float = 1.0, sigma_scale: str = "sqrt") -> Tensor:
+                 temperature: float | Temperature = 1.0, sigma_scale: str = "sqrt") -> Tensor:
         """``(B,)`` log-probability of rows ``0..lengths[b]`` (drawing rows + the end row when
         ``lengths[b] < T``) under the tempered distribution. Differentiable."""
         return self.step_log_probs(strokes5, lengths, z, temperature, sigma_scale).sum(dim=1)
 
     def step_log_probs(self, strokes5: Tensor, lengths: Tensor, z: Tensor | None = None,
-                       temperature: float = 1.0, sigma_scale: str = "sqrt") -> Tensor:
+                       temperature: float | Temperature = 1.0,
+                       sigma_scale: str = "sqrt") -> Tensor:
         """``(B, T')`` per-row log-probabilities (0 past the end row), T' = min(T, max len + 1)."""
         check_sequences(strokes5, lengths)
         lengths = lengths.to(self.device)
@@ -243,15 +268,17 @@ class SketchRNN(nn.Module):
         return torch.where(sampled, row_log_prob(params, strokes5), 0.0)
 
     # -- sampling ---------------------------------------------------------------------------------
-    def sample(self, n: int, *, temperature: float = 0.5, max_len: int | None = None,
-               z: Tensor | None = None, generator: torch.Generator | None = None,
-               grad: bool = False, sigma_scale: str = "sqrt", progress: bool = False) -> Rollout:
-        """Sample ``n`` sketches together; see :func:`sketchrl.models.sampling.sample_rollout`."""
+    def sample(self, n: int, *, temperature: float | Temperature = 0.5,
+               max_len: int | None = None, z: Tensor | None = None,
+               generator: torch.Generator | None = None, grad: bool = False,
+               sigma_scale: str = "sqrt", progress: bool = False, **options) -> Rollout:
+        """Sample ``n`` sketches together; see :func:`sketchrl.models.sampling.sample_rollout`
+        (``options``: ``prefix``, ``prefix_lengths``, ``keep_outputs``, ``fused``)."""
         from sketchrl.models.sampling import sample_rollout
 
         return sample_rollout(self, n, temperature=temperature, max_len=max_len, z=z,
                               generator=generator, grad=grad, sigma_scale=sigma_scale,
-                              progress=progress)
+                              progress=progress, **options)
 
 
 def _randn(shape: tuple[int, ...], device: torch.device,
