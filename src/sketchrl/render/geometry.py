@@ -62,19 +62,42 @@ def fit_transform(
     box of zero extent (all points equal) is centred at scale 1.
     """
     points = np.concatenate(list(strokes), axis=0)
-    low, high = points.min(axis=0), points.max(axis=0)
+    return fit_box(points.min(axis=0), points.max(axis=0), size, margin)
+
+
+def fit_box(low: np.ndarray, high: np.ndarray, size: float,
+            margin: float) -> tuple[float, np.ndarray]:
+    """:func:`fit_transform` of the box ``low``..``high`` (sketch coordinates)."""
     extent = float((high - low).max())
     scale = size * (1.0 - 2.0 * margin) / extent if extent > 0 else 1.0
     offset = size / 2.0 - scale * (low + high) / 2.0
     return scale, offset
 
 
-def place_sketch(sketch: np.ndarray, size: float, margin: float) -> PlacedSketch:
-    """Pen-down strokes of ``sketch`` centred and scaled to fit a ``size`` x ``size`` canvas."""
+Frame = tuple[np.ndarray, np.ndarray]
+
+
+def sketch_frame(sketch: np.ndarray) -> Frame | None:
+    """The bounding box ``(low, high)`` a render frames ``sketch`` by (None when blank): pass it
+    as the ``frame`` of another sketch (e.g. a prefix) to draw it in this sketch's frame."""
+    strokes = split_strokes(sketch)
+    if not strokes:
+        return None
+    points = np.concatenate(strokes, axis=0)
+    return points.min(axis=0), points.max(axis=0)
+
+
+def place_sketch(sketch: np.ndarray, size: float, margin: float,
+                 frame: Frame | None = None) -> PlacedSketch:
+    """Pen-down strokes of ``sketch`` centred and scaled to fit a ``size`` x ``size`` canvas
+    (or placed as ``frame``, a box in sketch coordinates, would be)."""
     strokes = split_strokes(sketch)
     if not strokes:
         return PlacedSketch(strokes=[], segments=np.zeros((0, 2, 2)))
-    scale, offset = fit_transform(strokes, size, margin)
+    if frame is None:
+        scale, offset = fit_transform(strokes, size, margin)
+    else:
+        scale, offset = fit_box(np.asarray(frame[0]), np.asarray(frame[1]), size, margin)
     placed = [stroke * scale + offset for stroke in strokes]
     segments = np.concatenate(
         [

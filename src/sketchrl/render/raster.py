@@ -9,7 +9,7 @@ import torch
 
 from sketchrl.errors import ConfigError
 from sketchrl.render.backends import RASTERISERS
-from sketchrl.render.geometry import check_stroke3, place_sketch
+from sketchrl.render.geometry import Frame, check_stroke3, place_sketch
 from sketchrl.render.options import RenderOptions
 
 
@@ -19,6 +19,7 @@ def render(
     *,
     backend: str = "agg",
     device: str | torch.device | None = None,
+    frames: Sequence[Frame | None] | None = None,
 ) -> torch.Tensor:
     """Render stroke-3 sketches to a ``(B, C, H, W)`` float32 tensor in [0, 1].
 
@@ -38,6 +39,9 @@ def render(
             matplotlib's C Agg rasteriser) or ``"torch"`` (a vectorised distance field, for
             GPUs).
         device: where the result lives (and where the ``torch`` backend computes); default CPU.
+        frames: per sketch, None (framed on its own) or a box from
+            :func:`~sketchrl.render.geometry.sketch_frame` to frame it by instead (so that a
+            partial sketch is drawn where it lies in the finished one).
     """
     options = options or RenderOptions()
     if backend not in RASTERISERS:
@@ -45,8 +49,11 @@ def render(
             f"unknown render backend {backend!r}; valid backends: {', '.join(sorted(RASTERISERS))}"
         )
     target = torch.device(device) if device is not None else torch.device("cpu")
+    if frames is not None and len(frames) != len(sketches):
+        raise ValueError(f"{len(frames)} frames for {len(sketches)} sketches")
     placed = [
-        place_sketch(check_stroke3(sketch, index), options.size, options.margin)
+        place_sketch(check_stroke3(sketch, index), options.size, options.margin,
+                     None if frames is None else frames[index])
         for index, sketch in enumerate(sketches)
     ]
     coverage = RASTERISERS[backend](placed, options.size, options.line_width, target)

@@ -11,6 +11,7 @@ import torch
 
 from sketchrl.errors import ConfigError
 from sketchrl.render import RenderOptions, render
+from sketchrl.render.geometry import Frame
 
 
 class Reward(ABC):
@@ -30,15 +31,18 @@ class Reward(ABC):
     def __call__(self, images: torch.Tensor, sketches: Sequence[np.ndarray]) -> torch.Tensor:
         """Scores ``(B,)`` float32 of ``images`` (rendered with ``render_options``)."""
 
-    def render(self, sketches: Sequence[np.ndarray]) -> torch.Tensor:
-        """``sketches`` rendered with this reward's options, on its device."""
-        return render(list(sketches), self.render_options, device=self.device)
+    def render(self, sketches: Sequence[np.ndarray],
+               frames: Sequence[Frame | None] | None = None) -> torch.Tensor:
+        """``sketches`` rendered with this reward's options, on its device (``frames``: see
+        :func:`sketchrl.render.render`)."""
+        return render(list(sketches), self.render_options, device=self.device, frames=frames)
 
-    def score(self, sketches: Sequence[np.ndarray]) -> torch.Tensor:
+    def score(self, sketches: Sequence[np.ndarray],
+              frames: Sequence[Frame | None] | None = None) -> torch.Tensor:
         """Render ``sketches`` with ``render_options`` and score them: ``(B,)`` float32."""
         if len(sketches) == 0:
             return torch.zeros(0, dtype=torch.float32, device=self.device)
-        return self(self.render(sketches), sketches)
+        return self(self.render(sketches, frames), sketches)
 
     def check_images(self, images: torch.Tensor) -> torch.Tensor:
         """``images`` on this reward's device, after checking they match ``render_options``."""

@@ -14,7 +14,9 @@ With ``normalize=True`` (not in the paper) the return is the weighted *mean*
 ``G / sum_j gamma^(T - j)``: with the plain sum, a sketch that never ends collects more
 checkpoints and so more reward, which teaches the policy to draw to the step limit.
 
-Each prefix is rendered on its own like any sketch (centred and scaled to fit the canvas).
+Each prefix is rendered on its own like any sketch (centred and scaled to fit the canvas), or
+with ``frame="final"`` in the frame of the finished sketch, so that a fragment is drawn at the
+size and place it has in the final drawing rather than zoomed to fill the canvas.
 """
 
 from __future__ import annotations
@@ -25,7 +27,11 @@ import numpy as np
 import torch
 
 from sketchrl.errors import ConfigError
+from sketchrl.render.geometry import Frame, sketch_frame
 from sketchrl.rewards.base import Reward
+
+#: How a partial sketch is framed: on its own, or as in the finished sketch.
+FRAMES = ("prefix", "final")
 
 
 def checkpoint_lengths(length: int, every: int) -> list[int]:
@@ -51,7 +57,7 @@ class DenseReward(Reward):
 
     def __init__(
         self, base: Reward, every: int = 25, gamma: float = 1.0, chunk_size: int = 256,
-        normalize: bool = False,
+        normalize: bool = False, frame: str = "prefix",
     ) -> None:
         """
         Args:
@@ -60,12 +66,17 @@ class DenseReward(Reward):
             gamma: discount in [0, 1].
             chunk_size: most prefixes rendered and scored in one call.
             normalize: divide G by the sum of its weights (a weighted mean: no length bonus).
+            frame: ``prefix`` (each partial sketch framed on its own) or ``final`` (in the
+                finished sketch's frame).
         """
         checkpoint_lengths(1, every)  # validates `every`
         if not 0.0 <= gamma <= 1.0:
             raise ConfigError(f"gamma={gamma}: the discount must be in [0, 1]")
         if chunk_size < 1:
             raise ConfigError(f"chunk_size={chunk_size}: must be >= 1")
+        if frame not in FRAMES:
+            raise ConfigError(f"frame={frame!r}: use one of {', '.join(FRAMES)}")
+        self.frame = frame
         self.base = base
         self.every = int(every)
         self.gamma = float(gamma)
@@ -75,9 +86,12 @@ class DenseReward(Reward):
         self.render_options = base.render_options
         self.device = base.device
 
-    def _score_chunked(self, sketches: list[np.ndarray]) -> torch.Tensor:
+    def _score_chunked(self, sketches: list[np.ndarray],
+                       frames: list[Frame | None] | None) -> torch.Tensor:
         scores = [
-            self.base.score(sketches[start : start + self.chunk_size]).to(self.device)
+            self.base.score(sketches[start:start + self.chunk_size],
+                            None if frames is None else frames[start:start + self.chunk_size])
+            .to(self.device)
             for start in range(0, len(sketches), self.chunk_size)
         ]
         return torch.cat(scores).float() if scores else torch.zeros(0, device=self.device)
@@ -91,14 +105,17 @@ class DenseReward(Reward):
         last checkpoints instead of rendering them again.
         """
         prefixes: list[np.ndarray] = []
+        frames: list[Frame | None] = []
         counts: list[int] = []
         for sketch in sketches:
             lengths = checkpoint_lengths(len(sketch), self.every)
             if final_scores is not None:
                 lengths = lengths[:-1]
             prefixes.extend(np.asarray(sketch)[:length] for length in lengths)
+            frame = sketch_frame(sketch) if self.frame == "final" else None
+            frames.extend(frame for _ in lengths)
             counts.append(len(lengths))
-        flat = self._score_chunked(prefixes)
+        flat = self._score_chunked(prefixes, frames if self.frame == "final" else None)
         rewards = list(torch.split(flat, counts))
         if final_scores is not None:
             finals = final_scores.to(self.device, torch.float32).reshape(-1, 1)
@@ -133,4 +150,4 @@ class DenseReward(Reward):
 
     def __repr__(self) -> str:
         return (f"DenseReward({self.base!r}, every={self.every}, gamma={self.gamma}, "
-                f"normalize={self.normalize})")
+                f"normalize={self.normalize}, frame={self.frame!r})")

@@ -1,6 +1,7 @@
-"""Advantage estimators: tiny pure functions from a batch of returns to advantages.
+"""Advantage estimators of REINFORCE: tiny pure functions from returns to advantages.
 
-Each takes returns of shape ``(B,)`` and gives advantages of the same shape.
+Each takes returns of shape ``(..., n)`` (the episodes of one group along the last axis) and
+gives advantages of the same shape, each row on its own.
 """
 
 from __future__ import annotations
@@ -20,24 +21,23 @@ def whiten(returns: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     Uses the population std (as NumPy's default). A batch whose returns are equal up to float
     rounding carries no signal and gets zero advantages (not rounding noise blown up to +-1).
     """
-    mean = returns.mean()
-    std = returns.std(unbiased=False)
-    if std <= 1e-6 * (1.0 + mean.abs()):
-        return torch.zeros_like(returns)
-    return (returns - mean) / (std + eps)
+    mean = returns.mean(dim=-1, keepdim=True)
+    std = returns.std(dim=-1, unbiased=False, keepdim=True)
+    flat = std <= 1e-6 * (1.0 + mean.abs())
+    return torch.where(flat, torch.zeros_like(returns), (returns - mean) / (std + eps))
 
 
 def leave_one_out(returns: torch.Tensor) -> torch.Tensor:
     """RLOO baseline: each return minus the mean of the *other* returns in the batch."""
-    n = returns.numel()
+    n = returns.shape[-1]
     if n < 2:
         return torch.zeros_like(returns)
-    return returns * n / (n - 1) - returns.sum() / (n - 1)
+    return returns * n / (n - 1) - returns.sum(dim=-1, keepdim=True) / (n - 1)
 
 
 def mean_baseline(returns: torch.Tensor) -> torch.Tensor:
     """Returns minus their batch mean, without scaling."""
-    return returns - returns.mean()
+    return returns - returns.mean(dim=-1, keepdim=True)
 
 
 ADVANTAGES: dict[str, AdvantageFn] = {

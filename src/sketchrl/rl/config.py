@@ -1,4 +1,4 @@
-"""Configuration of a REINFORCE fine-tuning run (one TOML file per experiment)."""
+"""Configuration of a fine-tuning run (one TOML file per experiment)."""
 
 from __future__ import annotations
 
@@ -15,13 +15,20 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+from sketchrl.models.mixture import TEMPERATURE_SEMANTICS, Temperature
 from sketchrl.rl.advantages import ADVANTAGES
+from sketchrl.rl.algorithms import algorithm_names, get_algorithm
+
+CREDITS = ("episode", "reward_to_go")
+SCALE_REWARDS = ("group", "batch", "none")
+DENSE_FRAMES = ("prefix", "final")
 
 
 @dataclasses.dataclass
 class RLConfig(Config):
-    """Everything that defines a fine-tuning run. Defaults are the SketchRL paper's."""
+    """Everything that defines a fine-tuning run. Defaults are the SketchRL paper's (REINFORCE)."""
 
+    # -- policy, reward, budget ----------------------------------------------------------------
     # Policy to fine-tune: `sketchrnn:<category>`, a sketch-rnn-js .json, or a model directory.
     model: str = "sketchrnn:bird"
     # Reward name (see `sketchrl.rewards.REWARDS`) and its own options.
@@ -29,33 +36,79 @@ class RLConfig(Config):
     reward_options: dict[str, Any] = dataclasses.field(default_factory=dict)
     # Total episodes; batches = episodes // batch_size, the warm-up batches included (paper: 312).
     episodes: int = 5000
-    # Episodes per batch; for a VAE they all share one z drawn from the prior.
+    # Episodes per batch: `batch_size // group_size` groups of `group_size` episodes.
     batch_size: int = 16
-    # Adam learning rate.
+    # Episodes per group (0 = the whole batch is one group, as the paper). A VAE's group shares
+    # one z; grpo normalises advantages within each group; a prefix is shared by a group.
+    group_size: int = 0
+    # Adam learning rate of the policy.
     lr: float = 1e-5
-    # Sampling temperature (the policy is the tempered distribution).
-    temperature: float = 0.5
-    # Maximum decoder steps per episode.
-    max_len: int = 250
     # First batches that are sampled and scored but change no weight.
     warmup_batches: int = 3
-    # Dense reward: score the partial render every this many steps (0 = sparse reward).
+    # -- sampling --------------------------------------------------------------------------------
+    # Sampling temperature tau (the policy is the tempered distribution).
+    temperature: float = 0.5
+    # Divisor of the pen and mixture-weight logits (None: from temperature_semantics).
+    pen_temperature: float | None = None
+    # paper: logits / tau, sigma * sqrt(tau); magenta-js: logits / (0.5 + 0.5 tau).
+    temperature_semantics: str = "paper"
+    # Maximum decoder steps per episode (a prefix included).
+    max_len: int = 250
+    # Start episodes from real partial drawings: drawings (an asset such as
+    # "quickdraw:bird/simplified", an ndjson or samples.npz file; "" = no prefix), of which the
+    # first prefix_fraction of the rows are given; the reward scores the finished drawing and
+    # only the continuation is differentiated.
+    prefix_from: str = ""
+    prefix_fraction: float = 0.5
+    # -- the algorithm ---------------------------------------------------------------------------
+    # reinforce (paper), grpo or ppo (see sketchrl.rl.algorithms).
+    algorithm: str = "reinforce"
+    # reinforce: advantage estimator of the returns, whiten (paper), leave_one_out or mean.
+    advantage: str = "whiten"
+    # grpo: divide advantages by the std of their group, of the batch, or not at all (Dr. GRPO).
+    scale_rewards: str = "group"
+    # grpo/ppo: passes over each batch, and minibatches per pass.
+    epochs: int = 1
+    minibatches: int = 1
+    # grpo/ppo: the importance ratio is clipped to [1 - clip_low, 1 + clip_high] (DAPO).
+    clip_low: float = 0.2
+    clip_high: float = 0.28
+    # Per-step KL to the frozen starting policy (k3 estimator) in the loss, times kl_beta.
+    kl_beta: float = 0.0
+    # reinforce: subtract kl_coef * (log p - log p_start) from each return (0 = the paper).
+    kl_coef: float = 0.0
+    # Bonus for the entropy of the pen-state and mixture-weight distributions.
+    entropy_coef: float = 0.0
+    # ppo: GAE lambda, value loss weight, value clip, the value head's learning rate and width.
+    gae_lambda: float = 0.95
+    value_coef: float = 0.5
+    value_clip: float = 0.2
+    value_lr: float = 1e-3
+    value_hidden: int = 256
+    # -- dense rewards -------------------------------------------------------------------------
+    # Score the partial render every this many steps (0 = sparse reward).
     dense_every: int = 0
-    # Discount of the dense return G = sum_t gamma^(T-t) r_t.
+    # Discount: of the dense return G = sum_j gamma^(T-j) r_j; per checkpoint for reward_to_go
+    # and ppo.
     gamma: float = 1.0
     # Dense return as a weighted mean over checkpoints instead of the paper's sum (the sum pays
     # for length: a sketch that never ends collects more checkpoints).
     dense_normalize: bool = False
-    # Seed of sampling (torch generator) and of anything else random.
+    # episode: every step gets the episode's return (paper); reward_to_go: step t gets the
+    # discounted checkpoint rewards at or after t (ppo always uses per-step rewards).
+    credit: str = "episode"
+    # Render each partial sketch framed on its own (prefix) or in the finished sketch's frame.
+    dense_frame: str = "prefix"
+    # -- the rest --------------------------------------------------------------------------------
+    # Seed of sampling (each batch's generator is derived from it and the batch index).
     seed: int = 0
     # Element-wise gradient clip: every gradient value is clamped to [-grad_clip, grad_clip].
     grad_clip: float = 1.0
-    # Advantage estimator: whiten (paper), leave_one_out (RLOO) or mean.
-    advantage: str = "whiten"
-    # One z shared by the whole batch (paper) or one per episode (VAE only).
+    # One z shared by each group (paper: by the batch) or one per episode (VAE only).
     share_z: bool = True
-    # Subtract kl_coef * (log p - log p_start) from each return (0 = the paper: no penalty).
-    kl_coef: float = 0.0
+    # Log the KL to the starting policy every this many batches (every batch when a KL term
+    # is in the loss or the returns).
+    kl_log_every: int = 10
     # Save the policy and the resume state every this many batches (and at the end).
     checkpoint_every: int = 25
     # Torch device: "cpu", "cuda", or "auto" (cuda when available).
@@ -65,14 +118,33 @@ class RLConfig(Config):
         checks = [
             (self.episodes >= self.batch_size, "episodes must be >= batch_size"),
             (self.batch_size >= 2, "batch_size must be >= 2 (advantages are within a batch)"),
+            (self.group_size >= 0, "group_size must be >= 0 (0 = one group per batch)"),
+            (self.batch_size % self.group_size_resolved == 0,
+             f"batch_size {self.batch_size} is not a multiple of group_size {self.group_size}"),
+            (self.group_size_resolved >= 2, "group_size must be >= 2 (advantages compare "
+                                            "episodes within a group)"),
             (self.lr > 0, "lr must be > 0"),
             (self.temperature > 0, "temperature must be > 0"),
+            (self.pen_temperature is None or self.pen_temperature > 0,
+             "pen_temperature must be > 0 (or unset)"),
             (self.max_len >= 1, "max_len must be >= 1"),
             (self.warmup_batches >= 0, "warmup_batches must be >= 0"),
+            (0.0 < self.prefix_fraction < 1.0, "prefix_fraction must be in (0, 1)"),
+            (self.epochs >= 1, "epochs must be >= 1"),
+            (self.minibatches >= 1 and self.batch_size % self.minibatches == 0,
+             "minibatches must be >= 1 and divide batch_size"),
+            (0.0 <= self.clip_low < 1.0 and self.clip_high >= 0.0,
+             "clip_low must be in [0, 1) and clip_high >= 0"),
+            (self.kl_beta >= 0 and self.kl_coef >= 0 and self.entropy_coef >= 0,
+             "kl_beta, kl_coef and entropy_coef must be >= 0"),
+            (0.0 <= self.gae_lambda <= 1.0, "gae_lambda must be in [0, 1]"),
+            (self.value_coef >= 0 and self.value_clip > 0 and self.value_lr > 0
+             and self.value_hidden >= 1,
+             "value_coef must be >= 0, value_clip, value_lr and value_hidden > 0"),
             (self.dense_every >= 0, "dense_every must be >= 0 (0 = sparse reward)"),
             (0 < self.gamma <= 1, "gamma must be in (0, 1]"),
             (self.grad_clip > 0, "grad_clip must be > 0"),
-            (self.kl_coef >= 0, "kl_coef must be >= 0"),
+            (self.kl_log_every >= 1, "kl_log_every must be >= 1"),
             (self.checkpoint_every >= 1, "checkpoint_every must be >= 1"),
             (self.device in ("auto", "cpu") or self.device.startswith("cuda"),
              "device must be auto, cpu or cuda[:N]"),
@@ -80,10 +152,18 @@ class RLConfig(Config):
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
-        if self.advantage not in ADVANTAGES:
-            raise ConfigError(
-                f"unknown advantage {self.advantage!r}; valid: {', '.join(sorted(ADVANTAGES))}"
-            )
+        choices = [
+            ("advantage", self.advantage, tuple(ADVANTAGES)),
+            ("scale_rewards", self.scale_rewards, SCALE_REWARDS),
+            ("credit", self.credit, CREDITS),
+            ("dense_frame", self.dense_frame, DENSE_FRAMES),
+            ("temperature_semantics", self.temperature_semantics, tuple(TEMPERATURE_SEMANTICS)),
+            ("algorithm", self.algorithm, algorithm_names()),
+        ]
+        for key, value, valid in choices:
+            if value not in valid:
+                raise ConfigError(f"unknown {key} {value!r}; valid: {', '.join(sorted(valid))}")
+        get_algorithm(self.algorithm).check_config(self)
         if self.num_batches <= self.warmup_batches:
             raise ConfigError(
                 f"{self.num_batches} batches leave no update after {self.warmup_batches} "
@@ -93,6 +173,26 @@ class RLConfig(Config):
     @property
     def num_batches(self) -> int:
         return self.episodes // self.batch_size
+
+    @property
+    def group_size_resolved(self) -> int:
+        """Episodes per group (``group_size``, or the whole batch when 0)."""
+        return self.group_size or self.batch_size
+
+    @property
+    def groups(self) -> int:
+        """Groups per batch."""
+        return self.batch_size // self.group_size_resolved
+
+    @property
+    def sampling_temperature(self) -> Temperature:
+        """The policy's temperature (tau, pen temperature and semantics)."""
+        return Temperature(self.temperature, self.pen_temperature, self.temperature_semantics)
+
+    @property
+    def needs_reference(self) -> bool:
+        """Whether every batch needs the starting policy's log-probabilities."""
+        return self.kl_beta > 0 or self.kl_coef > 0
 
 
 def load_rl_config(path: str | Path | None, overrides: list[str] | None = None) -> RLConfig:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import math
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -21,19 +23,22 @@ CONFIG_FILE = "rl_config.json"
 METRICS_FILE = "metrics.csv"
 STATE_FILE = Path("checkpoints") / "state.pt"
 # Keys a resumed run may change (they do not alter what was already trained).
-RESUMABLE_CHANGES = ("episodes", "checkpoint_every", "device")
+RESUMABLE_CHANGES = ("episodes", "checkpoint_every", "device", "kl_log_every")
 # Everything a run writes (a folder holding only these belongs to a sketchrl run).
 RUN_FILES = {CONFIG_FILE, METRICS_FILE, "tb", "checkpoints", "model.safetensors",
-             "model_config.json", "reward_curve.png"}
+             "model_config.json", "reward_curve.png", "DONE"}
 
 
 @dataclasses.dataclass
 class RunState:
-    """What ``--resume`` needs besides the policy weights."""
+    """What ``--resume`` needs besides the policy weights (device-independent: the batches'
+    random numbers derive from the seed and the batch index, not from a saved generator)."""
 
     batch_index: int
     optimizer: dict[str, Any]
-    generator: torch.Tensor
+    modules: dict[str, Any] = dataclasses.field(default_factory=dict)
+    elapsed: float = 0.0  # seconds of training up to this checkpoint, over all attempts
+    attempts: int = 1  # how many times the run was started (1 + resumes)
 
     def save(self, out_dir: Path) -> None:
         path = out_dir / STATE_FILE
@@ -45,7 +50,8 @@ class RunState:
     @classmethod
     def load(cls, out_dir: Path) -> RunState:
         values = torch.load(out_dir / STATE_FILE, map_location="cpu", weights_only=True)
-        return cls(**values)
+        known = {field.name for field in dataclasses.fields(cls)}
+        return cls(**{key: value for key, value in values.items() if key in known})
 
 
 def prepare_run_dir(
@@ -67,14 +73,20 @@ def prepare_run_dir(
         if differing:
             raise ConfigError(
                 f"--resume: {out_dir} was run with different {', '.join(differing)}; "
-                "use the same config (only episodes, checkpoint_every, device may change)"
+                f"use the same config (only {', '.join(RESUMABLE_CHANGES)} may change)"
             )
         return config, RunState.load(out_dir)
     contents = {path.name for path in out_dir.iterdir()} if out_dir.exists() else set()
     # A run interrupted before its first checkpoint has nothing to resume: start it again.
-    restartable = resume and contents <= RUN_FILES
-    if contents and not restartable:
-        hint = "pass --resume to continue it" if has_state else "choose an empty --out"
+    interrupted_run = bool(contents) and contents <= RUN_FILES and CONFIG_FILE in contents
+    if contents and not (resume and interrupted_run):
+        if has_state:
+            hint = "pass --resume to continue it"
+        elif interrupted_run:
+            hint = ("it holds a run stopped before its first checkpoint: pass --resume to "
+                    "start it again")
+        else:
+            hint = "choose an empty --out"
         raise ConfigError(f"output folder {out_dir} is not empty: {hint}")
     return config, None
 
@@ -89,7 +101,8 @@ class MetricsLog:
     """Appends one row per batch to ``metrics.csv`` and to TensorBoard.
 
     On resume, rows after the resumed batch (written after the last checkpoint) are dropped,
-    so the log matches the restored policy.
+    so the log matches the restored policy, and the TensorBoard events are rewritten from the
+    kept rows (an attempt killed between flushes loses nothing). Events are flushed per batch.
     """
 
     def __init__(self, out_dir: Path, *, start_batch: int = 0) -> None:
@@ -98,8 +111,13 @@ class MetricsLog:
         self.rows = [row for row in self.rows if int(row["batch"]) <= start_batch]
         self.fieldnames: list[str] | None = list(self.rows[0]) if self.rows else None
         self._rewrite()
-        self.writer = None
         self.tb_dir = out_dir / "tb"
+        self.writer = None
+        if self.tb_dir.exists():
+            shutil.rmtree(self.tb_dir)
+        for row in self.rows:
+            self._tensorboard(row)
+        self._flush()
 
     def _rewrite(self) -> None:
         if self.fieldnames is None:
@@ -117,15 +135,21 @@ class MetricsLog:
             csv.DictWriter(handle, fieldnames=self.fieldnames).writerow(row)
         self.rows.append(row)
         self._tensorboard(row)
+        self._flush()
 
-    def _tensorboard(self, row: dict[str, float | int]) -> None:
+    def _tensorboard(self, row: dict[str, float | int | str]) -> None:
         if self.writer is None:
             from sketchrl.tensorboard import summary_writer
 
             self.writer = summary_writer(self.tb_dir)
         for key, value in row.items():
-            if key not in ("batch", "episodes"):
-                self.writer.add_scalar(f"rl/{key}", float(value), int(row["batch"]))
+            number = float(value)
+            if key not in ("batch", "episodes") and math.isfinite(number):
+                self.writer.add_scalar(f"rl/{key}", number, int(row["batch"]))
+
+    def _flush(self) -> None:
+        if self.writer is not None:
+            self.writer.flush()
 
     def close(self) -> None:
         if self.writer is not None:

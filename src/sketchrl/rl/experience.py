@@ -1,0 +1,105 @@
+"""What one batch of fine-tuning carries from sampling to the update, and the policy's terms.
+
+:class:`Experience` is a scored batch: the rollout, its rewards per step and per episode, the
+sampling policy's log-probabilities (the "old" policy of an importance ratio) and, when a KL
+term needs them, the starting policy's. :func:`policy_terms` evaluates the current policy on
+the sampled episodes by teacher forcing (one fused pass for the plain LSTM), and
+:func:`categorical_entropy` gives the exact entropy of the pen state and mixture weights.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from torch import Tensor
+
+from sketchrl.models import Rollout, SketchRNN
+from sketchrl.models.mixture import (
+    Temperature,
+    apply_temperature,
+    row_log_prob,
+    split_output,
+)
+
+
+@dataclasses.dataclass
+class Experience:
+    """One scored batch of ``B`` episodes over ``T`` steps.
+
+    Attributes:
+        rollout: the sampled episodes (``mask`` marks the steps the policy sampled).
+        returns: ``(B,)`` each episode's return as the reward defines it (the sparse score, or
+            the dense return G).
+        step_rewards: ``(B, T)`` rewards at the steps they fall: a sparse score at the last
+            sampled step, a dense reward's checkpoint scores at their checkpoints.
+        checkpoints: ``(B, T)`` bool, where ``step_rewards`` fall.
+        old_log_probs: ``(B, T)`` log-probabilities under the sampling policy (no gradient).
+        ref_log_probs: ``(B, T)`` under the starting policy, or None when not computed.
+        group_size: episodes per group (consecutive episodes form a group).
+        advantages: ``(B, T)`` set by the algorithm's ``prepare``.
+        extras: whatever else an algorithm keeps per batch (e.g. values and their targets).
+    """
+
+    rollout: Rollout
+    returns: Tensor
+    step_rewards: Tensor
+    checkpoints: Tensor
+    old_log_probs: Tensor
+    ref_log_probs: Tensor | None
+    group_size: int
+    advantages: Tensor | None = None
+    extras: dict[str, Tensor] = dataclasses.field(default_factory=dict)
+
+    @property
+    def mask(self) -> Tensor:
+        return self.rollout.mask
+
+    def __len__(self) -> int:
+        return len(self.returns)
+
+
+@dataclasses.dataclass
+class PolicyTerms:
+    """The current policy on some episodes of a batch (``index``), with gradients."""
+
+    index: Tensor  # (b,) which episodes of the batch
+    log_probs: Tensor  # (b, T) per sampled step, 0 elsewhere
+    outputs: Tensor  # (b, T, 6M + 3) raw decoder outputs
+
+
+def policy_terms(policy: SketchRNN, rollout: Rollout, temperature: Temperature,
+                 index: Tensor | None = None) -> PolicyTerms:
+    """Teacher-force ``policy`` on the episodes ``index`` of ``rollout`` (all when None)."""
+    if index is None:
+        index = torch.arange(len(rollout), device=rollout.strokes.device)
+    strokes, lengths = rollout.strokes[index], rollout.lengths[index]
+    z = None if rollout.z is None else rollout.z[index]
+    outputs, _ = policy.teacher_forcing_outputs(strokes, lengths, z)
+    return PolicyTerms(index, masked_log_probs(outputs, strokes, rollout.mask[index],
+                                               temperature, policy.config.num_mixture), outputs)
+
+
+def masked_log_probs(outputs: Tensor, strokes: Tensor, mask: Tensor, temperature: Temperature,
+                     num_mixture: int) -> Tensor:
+    """Log-probabilities ``(B, T)`` of ``strokes`` under raw ``outputs`` (0 where not ``mask``)."""
+    params = apply_temperature(split_output(outputs, num_mixture), temperature)
+    return torch.where(mask, row_log_prob(params, strokes), 0.0)
+
+
+def categorical_entropy(outputs: Tensor, temperature: Temperature,
+                        num_mixture: int) -> tuple[Tensor, Tensor]:
+    """Exact entropies ``(B, T)`` of the tempered pen-state and mixture-weight distributions."""
+    params = apply_temperature(split_output(outputs, num_mixture), temperature)
+
+    def entropy(log_probs: Tensor) -> Tensor:
+        return -(log_probs.exp() * log_probs).sum(dim=-1)
+
+    return entropy(params.pen_log_probs), entropy(params.log_pi)
+
+
+def k3_divergence(log_probs: Tensor, ref_log_probs: Tensor) -> Tensor:
+    """Per-step k3 estimate of KL(policy || reference) from samples of the policy:
+    ``r - 1 - log r`` with ``r = p_ref / p`` (non-negative, unbiased; Schulman 2020)."""
+    log_ratio = ref_log_probs - log_probs
+    return torch.expm1(log_ratio) - log_ratio

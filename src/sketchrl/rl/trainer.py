@@ -1,0 +1,247 @@
+"""Fine-tuning a SketchRNN decoder on a reward computed from the rendered sketch.
+
+One batch is ``collect()`` (sample the episodes: groups sharing a z or a prefix) ->
+``score()`` (render + reward, per episode and per step) -> ``update()`` (the algorithm's
+advantages and loss, ``epochs x minibatches`` optimiser steps on the decoder only). Everything
+but the algorithm's mathematics is shared by all algorithms (:mod:`sketchrl.rl.algorithms`).
+
+With one epoch of one minibatch the sampling pass itself is differentiated (no second pass
+over the episodes); otherwise the current policy is teacher-forced on them, one fused pass per
+minibatch. The starting policy runs only when a KL term needs it or a KL log is due.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+
+import torch
+
+from sketchrl.devices import resolve_device
+from sketchrl.models import Rollout, SketchRNN, load_model
+from sketchrl.rewards import DenseReward, Reward, build_reward
+from sketchrl.rl.algorithms import get_algorithm
+from sketchrl.rl.config import RLConfig
+from sketchrl.rl.credit import (
+    checkpoint_mask,
+    final_rewards,
+    last_sampled_step,
+    place_rewards,
+)
+from sketchrl.rl.experience import (
+    Experience,
+    PolicyTerms,
+    categorical_entropy,
+    k3_divergence,
+    policy_terms,
+)
+from sketchrl.rl.prefixes import PrefixSource
+from sketchrl.rl.run_files import RunState
+
+logger = logging.getLogger(__name__)
+
+#: Columns every run logs (an algorithm adds its own ``metric_names``).
+BASE_METRICS = ("batch", "episodes", "updated", "reward_mean", "reward_std", "reward_min",
+                "reward_max", "length_mean", "nll_per_step", "pen_entropy", "kl_to_start",
+                "kl_k3", "loss", "grad_norm")
+
+
+def build_run_reward(config: RLConfig, device: torch.device) -> Reward:
+    """The configured reward, wrapped in its dense form when ``dense_every > 0``."""
+    reward = build_reward(config.reward, dict(config.reward_options), device=device)
+    if config.dense_every > 0:
+        reward = DenseReward(reward, every=config.dense_every, gamma=config.gamma,
+                             normalize=config.dense_normalize, frame=config.dense_frame)
+    return reward
+
+
+def batch_seed(seed: int, batch_index: int) -> int:
+    """The seed of one batch's generator: a function of the run's seed and the batch alone, so
+    that a run resumed anywhere (another process or device) draws what it would have drawn."""
+    return (seed * 1_000_003 + batch_index * 7_919 + 12_345) % (2**63 - 1)
+
+
+def trainable_parameters(model: torch.nn.Module) -> list[torch.nn.Parameter]:
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+def freeze_all_but_decoder(model: SketchRNN) -> None:
+    """Only decoder parameters keep ``requires_grad``; the encoder (if any) is frozen."""
+    decoder = {id(p) for p in model.decoder_parameters()}
+    for parameter in model.parameters():
+        parameter.requires_grad_(id(parameter) in decoder)
+
+
+class Trainer:
+    """Runs batches of any registered algorithm (the config's ``algorithm``)."""
+
+    def __init__(self, config: RLConfig, *, policy: SketchRNN | None = None,
+                 reward: Reward | None = None, device: str | torch.device | None = None) -> None:
+        self.config = config
+        self.device = resolve_device(device if device is not None else config.device)
+        self.policy = (policy or load_model(config.model)).to(self.device)
+        # Dropout off: the distribution that samples must be the one that is differentiated.
+        self.policy.eval()
+        self.start_policy = copy.deepcopy(self.policy).eval()
+        for parameter in self.start_policy.parameters():
+            parameter.requires_grad_(False)
+        freeze_all_but_decoder(self.policy)
+        self.reward = reward if reward is not None else build_run_reward(config, self.device)
+        self.temperature = config.sampling_temperature
+        self.algorithm = get_algorithm(config.algorithm)(
+            config, self.policy.config.dec_rnn_size, self.device)
+        self.prefixes = (PrefixSource(config.prefix_from, config.prefix_fraction,
+                                      self.policy.config.scale_factor)
+                         if config.prefix_from else None)
+        groups = [{"params": trainable_parameters(self.policy), "lr": config.lr}]
+        extra = [p for module in self.algorithm.modules().values() for p in module.parameters()]
+        if extra:
+            groups.append({"params": extra, "lr": config.value_lr})
+        self.optimizer = torch.optim.Adam(groups)
+        self.batch_index = 0
+
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        return BASE_METRICS + tuple(self.algorithm.metric_names)
+
+    def batch_generator(self) -> torch.Generator:
+        return torch.Generator(device=self.device).manual_seed(
+            batch_seed(self.config.seed, self.batch_index))
+
+    # -- the three stages -------------------------------------------------------------------
+    def collect(self, generator: torch.Generator, *, grad: bool = False) -> Rollout:
+        """Sample one batch; each group shares one prior z (a VAE) and one prefix (if any)."""
+        config = self.config
+        size, groups = config.group_size_resolved, config.groups
+        z = prefix = prefix_lengths = None
+        if self.policy.config.conditional:
+            count = groups if config.share_z else config.batch_size
+            z = self.policy.sample_prior_z(count, generator=generator)
+            if config.share_z:
+                z = z.repeat_interleave(size, dim=0)
+        if self.prefixes is not None:
+            prefix, prefix_lengths = self.prefixes.sample(groups, size, generator, self.device)
+        return self.policy.sample(
+            config.batch_size, temperature=self.temperature, max_len=config.max_len, z=z,
+            generator=generator, grad=grad, prefix=prefix, prefix_lengths=prefix_lengths,
+            keep_outputs=True,
+        )
+
+    def score(self, rollout: Rollout) -> Experience:
+        """Render and score the episodes: returns per episode, rewards per step."""
+        sketches = rollout.to_stroke3()
+        steps, lengths = rollout.strokes.shape[1], rollout.lengths
+        if isinstance(self.reward, DenseReward):
+            per_sketch = self.reward.checkpoint_rewards(sketches)
+            returns = self.reward.returns(per_sketch)
+            checkpoints = checkpoint_mask(lengths, steps, self.reward.every)
+            step_rewards = place_rewards(torch.cat(per_sketch).float(), checkpoints)
+        else:
+            returns = self.reward.score(sketches)
+            step_rewards = final_rewards(returns.float().to(lengths.device), lengths, steps)
+            checkpoints = torch.zeros_like(step_rewards, dtype=torch.bool)
+            checkpoints.scatter_(1, last_sampled_step(lengths, steps).unsqueeze(1), True)
+        reference = None
+        if self.needs_reference():
+            reference = self.reference_log_probs(rollout)
+        return Experience(
+            rollout=rollout, returns=returns.detach().float().to(self.device),
+            step_rewards=step_rewards.to(self.device), checkpoints=checkpoints.to(self.device),
+            old_log_probs=rollout.log_probs.detach(), ref_log_probs=reference,
+            group_size=self.config.group_size_resolved,
+        )
+
+    def needs_reference(self) -> bool:
+        """Whether this batch runs the starting policy (a KL term, or a KL log is due)."""
+        due = self.batch_index % self.config.kl_log_every == 0
+        return self.config.needs_reference or due or self.is_last_batch
+
+    @property
+    def is_last_batch(self) -> bool:
+        return self.batch_index == self.config.num_batches - 1
+
+    def reference_log_probs(self, rollout: Rollout) -> torch.Tensor:
+        with torch.no_grad():
+            return policy_terms(self.start_policy, rollout, self.temperature).log_probs
+
+    def update(self, batch: Experience, generator: torch.Generator,
+               one_pass: bool) -> dict[str, float]:
+        """``epochs x minibatches`` optimiser steps of the algorithm's loss; mean metrics."""
+        config = self.config
+        self.algorithm.prepare(batch)
+        totals: dict[str, list[float]] = {}
+        for epoch in range(config.epochs):
+            order = (torch.randperm(len(batch), generator=generator, device=self.device)
+                     if config.minibatches > 1 else torch.arange(len(batch), device=self.device))
+            for index in order.chunk(config.minibatches):
+                if one_pass and epoch == 0:
+                    terms = PolicyTerms(index, batch.rollout.log_probs, batch.rollout.outputs)
+                else:
+                    terms = policy_terms(self.policy, batch.rollout, self.temperature, index)
+                loss, metrics = self.algorithm.loss(batch, terms)
+                metrics.update(loss=float(loss.detach()), grad_norm=self.step(loss))
+                for key, value in metrics.items():
+                    totals.setdefault(key, []).append(value)
+        return {key: sum(values) / len(values) for key, values in totals.items()}
+
+    def step(self, loss: torch.Tensor) -> float:
+        """One optimiser step; returns the policy's gradient norm before clipping."""
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        policy_parameters = self.optimizer.param_groups[0]["params"]
+        norm = torch.nn.utils.clip_grad_norm_(policy_parameters, math.inf)
+        for group in self.optimizer.param_groups:
+            torch.nn.utils.clip_grad_value_(group["params"], self.config.grad_clip)
+        self.optimizer.step()
+        return float(norm)
+
+    def run_batch(self) -> dict[str, float | int]:
+        """Collect, score and (after the warm-up) update once; returns the batch's log row."""
+        config = self.config
+        updated = self.batch_index >= config.warmup_batches
+        one_pass = updated and config.epochs == 1 and config.minibatches == 1
+        generator = self.batch_generator()
+        rollout = self.collect(generator, grad=one_pass)
+        batch = self.score(rollout)
+        row = dict.fromkeys(self.metric_names, float("nan"))
+        if updated:
+            row.update(self.update(batch, generator, one_pass))
+        row.update(self.batch_statistics(batch))
+        self.batch_index += 1
+        row.update(batch=self.batch_index, episodes=self.batch_index * config.batch_size,
+                   updated=int(updated))
+        return row
+
+    def batch_statistics(self, batch: Experience) -> dict[str, float]:
+        """Reward, length, per-step NLL, pen entropy and (when computed) KL to the start."""
+        rollout, mask = batch.rollout, batch.mask
+        steps = mask.sum().clamp(min=1)
+        returns = batch.returns
+        with torch.no_grad():
+            pen_entropy, _ = categorical_entropy(rollout.outputs.detach(), self.temperature,
+                                                 self.policy.config.num_mixture)
+            stats = {
+                "reward_mean": float(returns.mean()),
+                "reward_std": float(returns.std(unbiased=False)),
+                "reward_min": float(returns.min()), "reward_max": float(returns.max()),
+                "length_mean": float(rollout.lengths.float().mean()),
+                "nll_per_step": float(-(batch.old_log_probs * mask).sum() / steps),
+                "pen_entropy": float((pen_entropy * mask).sum() / steps),
+            }
+            if batch.ref_log_probs is not None:
+                log_ratio = (batch.old_log_probs - batch.ref_log_probs) * mask
+                stats["kl_to_start"] = float(log_ratio.sum(dim=1).mean())
+                k3 = k3_divergence(batch.old_log_probs, batch.ref_log_probs)
+                stats["kl_k3"] = float((k3 * mask).sum() / steps)
+        return stats
+
+    # -- state for --resume -------------------------------------------------------------------
+    def state(self) -> RunState:
+        return RunState(batch_index=self.batch_index, optimizer=self.optimizer.state_dict(),
+                        modules=self.algorithm.state_dict())
+
+    def load_state(self, state: RunState) -> None:
+        self.batch_index = state.batch_index
+        self.optimizer.load_state_dict(state.optimizer)
+        self.algorithm.load_state_dict(state.modules)
