@@ -174,7 +174,7 @@ class FusedLSTMStepper:
 
 
 def _check_prefix(prefix: Tensor | None, prefix_lengths: Tensor | None, n: int,
-                  device: torch.device) -> tuple[Tensor | None, Tensor | None]:
+                  device: torch.device, dtype: torch.dtype) -> tuple[Tensor | None, Tensor | None]:
     if prefix is None:
         return None, None
     if prefix.dim() != 3 or prefix.shape[0] != n or prefix.shape[2] != 5:
@@ -184,7 +184,7 @@ def _check_prefix(prefix: Tensor | None, prefix_lengths: Tensor | None, n: int,
     if prefix_lengths.shape != (n,) or int(prefix_lengths.min()) < 0 \
             or int(prefix_lengths.max()) > prefix.shape[1]:
         raise ConfigError(f"prefix_lengths must be ({n},) values in [0, {prefix.shape[1]}]")
-    return prefix.to(device, torch.float32), prefix_lengths.to(device)
+    return prefix.to(device, dtype), prefix_lengths.to(device)
 
 
 def sample_rollout(
@@ -227,7 +227,8 @@ def sample_rollout(
     max_len = model.config.max_seq_len if max_len is None else max_len
     _check_count("max_len", max_len)
     device, num_mixture = model.device, model.config.num_mixture
-    prefix, prefix_lengths = _check_prefix(prefix, prefix_lengths, n, device)
+    prefix, prefix_lengths = _check_prefix(prefix, prefix_lengths, n, device,
+                                           model.start_token.dtype)
     use_fused = model.decoder.fusable if fused is None else fused
     with torch.set_grad_enabled(grad):
         if z is None and model.config.conditional:

@@ -188,7 +188,7 @@ class SketchRNN(nn.Module):
         """``(n, z_size)`` draws from N(0, I) on the model's device."""
         if not self.config.conditional:
             raise ConfigError(f"model {self.config.name!r} is decoder-only: it has no latent z")
-        return _randn((n, self.config.z_size), self.device, generator)
+        return _randn((n, self.config.z_size), self.device, generator).to(self.start_token.dtype)
 
     def sample_posterior_z(self, mu: Tensor, presig: Tensor,
                            generator: torch.Generator | None = None) -> Tensor:
@@ -205,7 +205,7 @@ class SketchRNN(nn.Module):
             raise ConfigError(
                 f"model {self.config.name!r} is a VAE: pass z (e.g. model.sample_prior_z(n))"
             )
-        z = z.to(self.device)
+        z = z.to(self.device, self.start_token.dtype)
         if z.shape == (self.config.z_size,):
             return z.unsqueeze(0).expand(batch, -1)
         if z.shape != (batch, self.config.z_size):

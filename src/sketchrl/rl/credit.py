@@ -114,7 +114,8 @@ def reward_to_go(rewards: Tensor, checkpoints: Tensor, gamma: float,
     width = max(int(counts.max()), 1) if counts.numel() else 1
     position = torch.cumsum(checkpoints.long(), dim=1) - 1
     per_checkpoint = torch.zeros(len(rewards), width, dtype=torch.float64, device=rewards.device)
-    per_checkpoint[checkpoints] = rewards[checkpoints].to(torch.float64)
+    rows, steps = checkpoints.nonzero(as_tuple=True)
+    per_checkpoint[rows, position[rows, steps]] = rewards[rows, steps].to(torch.float64)
     exists = torch.arange(width, device=rewards.device).unsqueeze(0) < counts.unsqueeze(1)
     discount = _discount_matrix(width, gamma, rewards.device)
     suffix = per_checkpoint @ discount.t()

@@ -154,12 +154,7 @@ class Trainer:
 
     def needs_reference(self) -> bool:
         """Whether this batch runs the starting policy (a KL term, or a KL log is due)."""
-        due = self.batch_index % self.config.kl_log_every == 0
-        return self.config.needs_reference or due or self.is_last_batch
-
-    @property
-    def is_last_batch(self) -> bool:
-        return self.batch_index == self.config.num_batches - 1
+        return self.config.needs_reference or self.batch_index % self.config.kl_log_every == 0
 
     def reference_log_probs(self, rollout: Rollout) -> torch.Tensor:
         with torch.no_grad():
@@ -207,6 +202,8 @@ class Trainer:
         row = dict.fromkeys(self.metric_names, float("nan"))
         if updated:
             row.update(self.update(batch, generator, one_pass))
+        else:
+            row.update(self.algorithm.observe(batch))
         row.update(self.batch_statistics(batch))
         self.batch_index += 1
         row.update(batch=self.batch_index, episodes=self.batch_index * config.batch_size,

@@ -80,12 +80,16 @@ class Algorithm(abc.ABC):
         self.config = config
         self.temperature = config.sampling_temperature
 
-    @staticmethod
-    def check_config(config: RLConfig) -> None:  # noqa: B027 (valid by default)
+    @staticmethod  # noqa: B027 (every setting is valid unless an algorithm says otherwise)
+    def check_config(config: RLConfig) -> None:
         """Raise ConfigError for settings this algorithm cannot run (called by RLConfig)."""
 
     def modules(self) -> dict[str, nn.Module]:
         """Trainable modules besides the policy (checkpointed with the run)."""
+        return {}
+
+    def observe(self, batch: Experience) -> dict[str, float]:
+        """A warm-up batch (the policy does not change): e.g. fit a critic. Returns metrics."""
         return {}
 
     @abc.abstractmethod

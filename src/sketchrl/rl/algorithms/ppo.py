@@ -37,10 +37,18 @@ class PPO(Algorithm):
     def __init__(self, config, hidden_size: int, device: torch.device) -> None:
         super().__init__(config, hidden_size, device)
         self.value_head = ValueHead(hidden_size, config.value_hidden).to(device)
+        self.critic_optimizer = torch.optim.Adam(self.value_head.parameters(), lr=config.value_lr)
         self._explained = float("nan")
 
     def modules(self) -> dict[str, nn.Module]:
         return {"value_head": self.value_head}
+
+    def state_dict(self) -> dict[str, dict]:
+        return {**super().state_dict(), "critic_optimizer": self.critic_optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict[str, dict]) -> None:
+        super().load_state_dict(state)
+        self.critic_optimizer.load_state_dict(state["critic_optimizer"])
 
     def step_rewards(self, batch: Experience) -> Tensor:
         """Rewards per step; a normalised dense reward divides each by the checkpoint count."""
@@ -50,13 +58,35 @@ class PPO(Algorithm):
             rewards = rewards / counts
         return rewards
 
+    def observe(self, batch: Experience) -> dict[str, float]:
+        """Fit the value head to the batch's Monte-Carlo returns (``epochs`` Adam steps)."""
+        mask = batch.mask
+        gamma = self.discount
+        _, returns = gae(self.step_rewards(batch), torch.zeros_like(batch.step_rewards), mask,
+                         gamma, 1.0)
+        count = mask.sum().clamp(min=1)
+        losses = []
+        for _ in range(self.config.epochs * self.config.minibatches):
+            values = self.value_head(batch.rollout.hidden)
+            loss = 0.5 * (((values - returns) ** 2) * mask).sum() / count
+            self.critic_optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.critic_optimizer.step()
+            losses.append(float(loss.detach()))
+        return {"value_loss": sum(losses) / len(losses)}
+
+    @property
+    def discount(self) -> float:
+        """Discount per decoder step: ``gamma`` per checkpoint interval of a dense reward."""
+        config = self.config
+        return config.gamma ** (1.0 / config.dense_every) if config.dense_every else config.gamma
+
     def prepare(self, batch: Experience) -> None:
         config, mask = self.config, batch.mask
         hidden = batch.rollout.hidden
         with torch.no_grad():
             values = self.value_head(hidden) * mask
-        gamma = config.gamma ** (1.0 / config.dense_every) if config.dense_every else config.gamma
-        advantages, targets = gae(self.step_rewards(batch), values, mask, gamma,
+        advantages, targets = gae(self.step_rewards(batch), values, mask, self.discount,
                                   config.gae_lambda)
         batch.extras.update(values=values, targets=targets)
         batch.advantages = whiten_steps(advantages, mask)
