@@ -1,11 +1,10 @@
-"""`sketchrl reproduce`: presets agree with the experiment files; --quick runs the whole study."""
+"""`sketchrl reproduce`: presets agree with the experiment files, seeds aggregate as computed by
+hand, and --quick runs the whole study (identically twice, and on Ray)."""
 
 from __future__ import annotations
 
-import csv
 import json
-import os
-from html.parser import HTMLParser
+import math
 from pathlib import Path
 
 import pytest
@@ -13,46 +12,58 @@ import pytest
 from sketchrl.cli.main import main
 from sketchrl.errors import ConfigError
 from sketchrl.reproduce import Study, get_preset
+from sketchrl.reproduce.aggregate import summarize, welch_p_value
 from sketchrl.reproduce.presets import ABLATION_GAMMAS
+from sketchrl.reproduce.tables import build_table
 from sketchrl.rl import load_rl_config
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
-# Keys the offline preset may size differently from the experiment files (it must fit ~30 min).
-SIZED_KEYS = ("episodes", "lr", "device")
+# Keys a preset may size differently from the experiment files.
+SIZED_KEYS = ("episodes", "lr", "device", "seed")
 
 
-@pytest.mark.parametrize(
-    "preset_name, files",
-    [
-        ("offline", {"ssim_sparse": "ssim", "classifier_sparse": "classifier_sparse",
-                     "classifier_dense": "classifier_dense"}),
-        ("paper", {"clip_sparse": "clip_sparse", "ssim_sparse": "ssim_sparse",
-                   "clip_dense": "clip_dense"}),
-    ],
-)
-def test_presets_train_what_the_experiment_files_say(tmp_path, preset_name, files):
+def assert_same_run(study: Study, task, method, path: Path) -> None:
+    from_preset = study.rl_config(task, method).to_dict()
+    from_file = load_rl_config(path).to_dict()
+    options = from_preset.pop("reward_options"), from_file.pop("reward_options")
+    if options[0].get("model") == str(study.paths.classifier("reward")):
+        assert options[1]["model"] == "runs/classifier-reward"
+        options[0]["model"] = options[1]["model"]
+    assert options[0] == options[1], method.name
+    sized = SIZED_KEYS if study.preset.name == "offline-paper" else ("device", "seed")
+    for key in from_preset:
+        if key not in sized:
+            assert from_preset[key] == from_file[key], (method.name, key)
+
+
+def test_offline_preset_trains_what_the_experiment_files_say(tmp_path):
+    study = Study(get_preset("offline"), tmp_path)
+    for task in study.preset.tasks:
+        for method in study.preset.methods:
+            assert_same_run(study, task, method,
+                            EXPERIMENTS / "offline" / f"{task.name}_{method.name}.toml")
+
+
+@pytest.mark.parametrize("preset_name, folder, files", [
+    ("offline-paper", "offline", {"ssim_sparse": "ssim", "classifier_sparse":
+                                  "classifier_sparse", "classifier_dense": "classifier_dense"}),
+    ("paper", "paper", {"clip_sparse": "clip_sparse", "ssim_sparse": "ssim_sparse",
+                        "clip_dense": "clip_dense"}),
+])
+def test_paper_presets_train_what_the_experiment_files_say(tmp_path, preset_name, folder, files):
     study = Study(get_preset(preset_name), tmp_path)
     for method in study.preset.methods:
-        from_preset = study.rl_config(method).to_dict()
-        from_file = load_rl_config(EXPERIMENTS / preset_name / f"{files[method.name]}.toml")
-        from_file = from_file.to_dict()
-        options = from_preset.pop("reward_options"), from_file.pop("reward_options")
-        if options[0].get("model") == str(study.paths.classifier("reward")):
-            assert options[1]["model"] == "runs/classifier-reward"
-            options[0]["model"] = options[1]["model"]
-        assert options[0] == options[1], method.name
-        for key in from_preset:
-            if key not in SIZED_KEYS:
-                assert from_preset[key] == from_file[key], (method.name, key)
+        assert_same_run(study, study.preset.tasks[0], method,
+                        EXPERIMENTS / folder / f"{files[method.name]}.toml")
 
 
-def test_ablation_files_cover_the_papers_gammas():
+def test_the_ablation_covers_the_papers_gammas_and_reuses_the_dense_run():
     gammas = sorted(load_rl_config(p).gamma for p in EXPERIMENTS.glob("paper/clip_dense_gamma_*"))
     assert gammas == sorted(ABLATION_GAMMAS)
-    ablation = get_preset("offline").ablation_methods()
-    assert [m.gamma for m in ablation] == list(ABLATION_GAMMAS)
-    # gamma = 1 is Table 1's dense run, not trained twice.
-    assert ablation[0].name == "classifier_dense"
+    preset = get_preset("offline-paper")
+    pairs = preset.sweep_methods(preset.sweeps[0])
+    assert [value for value, _ in pairs] == list(ABLATION_GAMMAS)
+    assert pairs[0][1].name == "classifier_dense"  # gamma = 1 is the dense run itself
 
 
 def test_unknown_preset_and_settings_are_config_errors():
@@ -60,68 +71,115 @@ def test_unknown_preset_and_settings_are_config_errors():
         get_preset("owl")
     with pytest.raises(ConfigError, match="unknown preset setting"):
         get_preset("offline", episodez=3)
+    with pytest.raises(ConfigError, match="at least one seed"):
+        get_preset("offline", seeds=0)
 
 
-class _Collector(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.images: list[str] = []
-        self.tables = 0
+def test_seed_aggregation_by_hand():
+    values = [0.90, 0.94, 0.95]
+    summary = summarize(values)
+    mean = sum(values) / 3
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / 2)
+    half = 4.302652729911275 * sd / math.sqrt(3)  # t_{0.975, 2}
+    assert summary.mean == pytest.approx(mean)
+    assert (summary.low, summary.high) == pytest.approx((mean - half, mean + half))
+    assert summarize([0.5], (0.4, 0.6)).low == 0.4  # one seed: the evaluation's own interval
+    assert summarize([None, float("nan")]) is None
+    # Welch's t test on per-seed values (scipy), None with one seed
+    assert welch_p_value([1.0, 1.1, 0.9], [2.0, 2.1, 1.9]) < 0.01
+    assert welch_p_value([1.0], [2.0, 2.1]) is None
 
-    def handle_starttag(self, tag, attrs):
-        self.tables += tag == "table"
-        if tag == "img":
-            self.images.append(dict(attrs)["src"])
+
+def test_tables_mark_significant_differences_and_keep_every_seed(tmp_path):
+    def seeds(rates, recalls):
+        return [{"classifier_rate": r, "recall": c, "n": 100, "train_seed": k}
+                for k, (r, c) in enumerate(zip(rates, recalls, strict=True))]
+
+    table = build_table("t", "T", [
+        ("pretrained", seeds([0.90, 0.91, 0.89], [0.60, 0.61, 0.62])),
+        ("REINFORCE", seeds([0.92, 0.90, 0.91], [0.50, 0.49, 0.52])),
+        ("GRPO", seeds([0.98, 0.97, 0.99], [0.60, 0.62, 0.61])),
+    ], "P", "REINFORCE", 100)
+    text = table.markdown()
+    grpo = next(line for line in text.splitlines() if line.startswith("| GRPO"))
+    reinforce = next(line for line in text.splitlines() if line.startswith("| REINFORCE"))
+    assert "98.0%*†" in grpo  # judge: differs from both
+    assert "0.503*" in reinforce  # recall: REINFORCE lost diversity
+    assert "0.610*" not in grpo and "0.610†" in grpo  # GRPO kept it (differs from REINFORCE)
+    table.write_csv(tmp_path / "t.csv")
+    lines = (tmp_path / "t.csv").read_text().splitlines()
+    assert sum(line.startswith("GRPO,") for line in lines) == 4  # 3 seeds + the summary
+
+
+def run_quick(out: Path, *extra: str) -> int:
+    return main(["reproduce", "--preset", "offline", "--quick", "--seeds", "2", "--out",
+                 str(out), "--quiet", *extra])
+
+
+def table_files(out: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(out.glob("*.csv")) + [out / "tables.md"]}
 
 
 @pytest.mark.slow
-def test_quick_reproduce_writes_tables_figures_report_and_resumes(tmp_path, shared_assets,
-                                                                  capsys):
-    out = tmp_path / "study"
-    assert main(["reproduce", "--preset", "offline", "--quick", "--out", str(out),
-                 "--quiet", "--device", "cpu"]) == 0
+def test_quick_study_twice_gives_identical_tables_and_resumes(tmp_path, shared_assets, capsys):
+    first, second = tmp_path / "first", tmp_path / "second"
+    assert run_quick(first, "--workers", "2") == 0
     printed = capsys.readouterr().out
-    assert "Table 1" in printed and "Table 2" in printed
-
-    table1 = (out / "table1.md").read_text().splitlines()
-    rows = [line for line in table1 if line.startswith("| ") and "---" not in line]
-    assert rows[0].startswith("| method | P(target) reward clf | SSIM to target | FID")
-    labels = [row.split("|")[1].strip() for row in rows[1:]]
-    assert labels == ["baseline (pretrained)", "SSIM (sparse)", "classifier (sparse)",
-                      "classifier (dense)"]
-    with open(out / "table2.csv") as handle:
-        records = list(csv.DictReader(handle))
-    assert [r["method"] for r in records] == [f"gamma = {g:g}" for g in ABLATION_GAMMAS]
-    for record in records:
-        assert float(record["fid"]) > 0
-        assert 0 <= float(record["precision"]) <= 1 and 0 <= float(record["recall"]) <= 1
-        assert 0 <= float(record["classifier_rate"]) <= 1
-        assert record["fid_reliable"] == "False"  # 16 samples: flagged, not hidden
-
-    parser = _Collector()
-    parser.feed((out / "report.html").read_text())
-    assert parser.tables >= 3
-    for source in parser.images:
-        assert (out / source).is_file(), source
-    assert {"samples.png", "reward_curves.png"} <= set(parser.images)
-
-    for method in ("ssim_sparse", "classifier_sparse", "classifier_dense",
-                   "classifier_dense_gamma_0.5"):
-        run = out / "runs" / method
-        assert (run / "model.safetensors").is_file()
-        metrics = json.loads((out / "eval_table2" / "classifier_dense" / "metrics.json")
-                             .read_text())
-        assert metrics["n"] == 16
-
-    # Re-running skips every finished step: no run or evaluation is written again.
-    stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*")
-              if p.name in ("metrics.csv", "metrics.json")}
-    assert main(["reproduce", "--preset", "offline", "--quick", "--out", str(out),
-                 "--quiet", "--device", "cpu"]) == 0
-    assert all(p.stat().st_mtime_ns == stamp for p, stamp in stamps.items())
-
-    # A different study into the same folder is refused in one line.
-    assert main(["reproduce", "--preset", "offline", "--quick", "--episodes", "16",
-                 "--out", str(out), "--quiet"]) == 2
+    assert "recognize" in printed and "steer" in printed and "report:" in printed
+    for name in ("report.html", "pareto.png", "samples.png", "reward_curves.png",
+                 "environment.json", "timings.json", "recognize.csv", "steer.csv"):
+        assert (first / name).stat().st_size > 0, name
+    environment = json.loads((first / "environment.json").read_text())
+    assert environment["torch_threads_per_step"] == 1 and environment["packages"]["torch"]
+    assert run_quick(second, "--workers", "1") == 0
+    assert table_files(first) == table_files(second)
+    # Re-running finishes nothing new and rewrites the same tables.
+    stamps = {p: p.stat().st_mtime_ns for p in first.rglob("metrics.json")}
+    assert run_quick(first) == 0
+    assert {p: p.stat().st_mtime_ns for p in first.rglob("metrics.json")} == stamps
+    assert table_files(first) == table_files(second)
+    # Another study into the same folder is refused before anything is written.
+    assert main(["reproduce", "--preset", "offline", "--quick", "--seeds", "3", "--out",
+                 str(first), "--quiet"]) == 2
     assert "other settings" in capsys.readouterr().err
-    assert os.path.isdir(out / "runs")
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--executor", "dask"], "unknown executor"),
+    (["--executor", "ray", "--address", "127.0.0.1:1"], "cannot reach"),
+    (["--seeds", "0"], "--seeds"),
+    (["--workers", "64"], "cores"),
+])
+def test_bad_study_input_is_one_line_and_writes_nothing(tmp_path, shared_assets, capsys,
+                                                        arguments, message):
+    out = tmp_path / "study"
+    code = main(["reproduce", "--preset", "offline", "--quick", "--out", str(out), "--quiet",
+                 *arguments])
+    error = capsys.readouterr().err
+    assert code == 2 and message in error and len(error.strip().splitlines()) == 1, error
+    assert not out.exists()
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_ray_gives_the_local_tables_and_retries_a_killed_step(tmp_path, shared_assets,
+                                                              monkeypatch):
+    pytest.importorskip("ray")
+    from sketchrl.reproduce.steps import FAULT_KILL_ENV
+
+    local, remote = tmp_path / "local", tmp_path / "ray"
+    assert run_quick(local, "--workers", "2") == 0
+    killed = remote / "runs" / "steer" / "grpo" / "seed1"
+    marker = tmp_path / "killed-once"
+    monkeypatch.setenv(FAULT_KILL_ENV, f"{killed}={marker}")
+    assert run_quick(remote, "--executor", "ray") == 0
+    assert marker.exists(), "the fault was not injected"
+    state = json.loads(json.dumps(_attempts(killed)))
+    assert state == 2  # the run was resumed from its checkpoint, not started again
+    assert table_files(local) == table_files(remote)
+
+
+def _attempts(run_dir: Path) -> int:
+    from sketchrl.rl.run_files import RunState
+
+    return RunState.load(run_dir).attempts

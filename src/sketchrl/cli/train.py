@@ -1,36 +1,48 @@
-"""`sketchrl train`: fine-tune a SketchRNN decoder with REINFORCE on a visual reward."""
+"""`sketchrl train`: fine-tune a SketchRNN decoder with RL (REINFORCE, GRPO, PPO) on a reward."""
 
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
-from sketchrl.rl import RLConfig, apply_overrides, load_rl_config, read_metrics, train
-from sketchrl.rl.run_files import CONFIG_FILE
+from sketchrl.errors import ConfigError
+
+CONFIG_FILE = "rl_config.json"  # sketchrl.rl.run_files.CONFIG_FILE (not imported: start-up)
 
 EPILOG = """\
-config keys (TOML; defaults are the paper's):
-  model, reward, episodes, batch_size, lr, temperature, max_len, warmup_batches,
-  dense_every (0 = sparse), gamma, dense_normalize, seed, grad_clip, advantage, share_z, kl_coef,
-  checkpoint_every, device; the reward's own options go in a [reward_options] table.
+config keys (TOML; defaults are the paper's REINFORCE; every key is commented in
+sketchrl/rl/config.py):
+  policy and budget   model, reward + [reward_options], episodes, batch_size, group_size,
+                      lr, warmup_batches, seed, device
+  sampling            temperature, pen_temperature, temperature_semantics (paper|magenta-js),
+                      max_len, prefix_from, prefix_fraction
+  algorithm           algorithm (reinforce|grpo|ppo); reinforce: advantage, kl_coef;
+                      grpo/ppo: epochs, minibatches, clip_low, clip_high, scale_rewards
+                      (group|batch|none); all: kl_beta (k3 KL to the start policy),
+                      entropy_coef; ppo: gae_lambda, value_coef, value_clip, value_lr,
+                      value_hidden
+  dense rewards       dense_every (0 = sparse), gamma, dense_normalize, credit
+                      (episode|reward_to_go), dense_frame (prefix|final)
+  the rest            grad_clip, share_z, kl_log_every, checkpoint_every
 
 examples:
-  sketchrl train --config experiments/offline/ssim.toml --out runs/ssim
-  sketchrl train --config experiments/offline/classifier_dense.toml --set gamma=0.9 --out runs/g09
-  sketchrl train --out runs/ssim --resume          # continue an interrupted run
+  sketchrl train --config experiments/offline/steer_best.toml --out runs/steer
+  sketchrl train --config experiments/offline/recognize_reinforce.toml --set seed=1 --out runs/r1
+  sketchrl train --out runs/steer --resume          # continue an interrupted run
 """
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "train",
-        help="fine-tune a sketch model with REINFORCE on a reward",
+        help="fine-tune a sketch model with RL (REINFORCE, GRPO, PPO) on a reward",
         description=(
-            "Fine-tune the decoder of a SketchRNN with REINFORCE (shared z per batch, "
-            "within-batch advantage normalisation, element-wise gradient clipping) on a reward "
-            "computed from the rendered sketch. Writes metrics.csv, TensorBoard scalars, the "
-            "policy (loadable wherever a model name is accepted) and resume state into --out."
+            "Fine-tune the decoder of a SketchRNN on a reward computed from the rendered "
+            "sketch: the paper's REINFORCE (shared z, within-batch advantage normalisation, "
+            "element-wise gradient clipping), GRPO (group-relative advantages, clipped ratio, "
+            "k3 KL to the starting policy) or PPO (a value head, GAE). Writes metrics.csv, "
+            "TensorBoard scalars, the policy (loadable wherever a model name is accepted) and "
+            "resume state into --out."
         ),
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -52,19 +64,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.resume and args.config is None and (args.out / CONFIG_FILE).exists():
-        config = apply_overrides(RLConfig.load_json(args.out / CONFIG_FILE), args.overrides)
+    from sketchrl.rl import RLConfig, apply_overrides, load_rl_config, read_metrics, train_run
+
+    saved = args.out / CONFIG_FILE
+    if args.resume and args.config is None:
+        if not saved.exists():
+            raise ConfigError(
+                f"--resume: {args.out} holds no run to resume (no {CONFIG_FILE}); start one "
+                "with --config FILE --out DIR"
+            )
+        config = apply_overrides(RLConfig.load_json(saved), args.overrides)
     else:
         config = load_rl_config(args.config, args.overrides)
-    started = time.perf_counter()
-    out_dir = train(config, args.out, resume=args.resume, progress=not args.quiet)
-    rows = read_metrics(out_dir / "metrics.csv")
-    print(summarize(rows, config, time.perf_counter() - started, out_dir))
+    summary = train_run(config, args.out, resume=args.resume, progress=not args.quiet)
+    rows = read_metrics(summary.out_dir / "metrics.csv")
+    print(summarize(rows, config, summary))
     return 0
 
 
-def summarize(rows: list[dict[str, str]], config: RLConfig, seconds: float, out_dir: Path) -> str:
-    """One paragraph: reward at the start (warm-up batches) and over the last batches."""
+def summarize(rows: list[dict[str, str]], config, summary) -> str:
+    """One paragraph: reward at the start (warm-up batches) and over the last batches, the
+    time over every attempt, and the last KL to the starting policy logged."""
+    out_dir = summary.out_dir
     if not rows:
         return f"{out_dir}: no batches run"
     head = rows[: max(config.warmup_batches, 1)]
@@ -73,8 +94,11 @@ def summarize(rows: list[dict[str, str]], config: RLConfig, seconds: float, out_
     def mean(selection: list[dict[str, str]]) -> float:
         return sum(float(r["reward_mean"]) for r in selection) / len(selection)
 
+    kls = [float(r["kl_to_start"]) for r in rows if r.get("kl_to_start") not in ("", "nan")]
+    attempts = f" over {summary.attempts} attempts" if summary.attempts > 1 else ""
+    kl = f"; KL to start {kls[-1]:.3f}" if kls else ""
     return (
-        f"{out_dir}: {len(rows)} batches ({rows[-1]['episodes']} episodes) in {seconds:.0f} s; "
-        f"reward {mean(head):.4f} (first {len(head)} batches) -> {mean(tail):.4f} "
-        f"(last {len(tail)}); KL to start {float(rows[-1]['kl_to_start']):.3f}"
+        f"{out_dir}: {len(rows)} batches ({rows[-1]['episodes']} episodes, {config.algorithm}) "
+        f"in {summary.seconds:.0f} s{attempts}; reward {mean(head):.4f} (first {len(head)} "
+        f"batches) -> {mean(tail):.4f} (last {len(tail)}){kl}"
     )

@@ -1,6 +1,6 @@
-"""`sketchrl reproduce`: the paper's study (or its offline counterpart) from one command."""
+"""`sketchrl reproduce`: a whole study (tasks x methods x seeds, sweeps) from one command."""
 
 from sketchrl.reproduce.pipeline import Study, reproduce
-from sketchrl.reproduce.presets import PRESETS, Method, Preset, get_preset
+from sketchrl.reproduce.presets import PRESETS, Method, Preset, Sweep, Task, get_preset
 
-__all__ = ["PRESETS", "Method", "Preset", "Study", "get_preset", "reproduce"]
+__all__ = ["PRESETS", "Method", "Preset", "Study", "Sweep", "Task", "get_preset", "reproduce"]

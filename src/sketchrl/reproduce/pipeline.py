@@ -1,182 +1,251 @@
-"""Run a whole study: classifiers -> fine-tuning runs -> evaluations -> tables, figures, report.
+"""Run a whole study: a graph of steps (classifiers -> fine-tuning runs -> evaluations) handed to
+an executor, then tables, figures and the report.
 
-Every step writes into its own folder under the output directory and is skipped when its
-result is already there, so re-running finishes an interrupted study (a fine-tuning run
-resumes from its last checkpoint).
+Every step writes into its own folder under the output directory and is skipped when its result
+is already there, so re-running finishes an interrupted study (a fine-tuning run resumes from its
+last checkpoint); nothing that finished is recomputed, whichever executor runs the steps.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
 from sketchrl.errors import ConfigError
-from sketchrl.reproduce.presets import REWARD_CLASSIFIER, Method, Preset
+from sketchrl.reproduce import steps as study_steps
+from sketchrl.reproduce.environment import write_environment
+from sketchrl.reproduce.preflight import preflight
+from sketchrl.reproduce.presets import REWARD_CLASSIFIER, TARGET, Method, Preset, Task
 
 logger = logging.getLogger(__name__)
 
 BASELINE = "baseline"
+#: Offset of the evaluation sampling seeds from the training seeds (never the same numbers).
+EVAL_SEED_OFFSET = 1000
 
 
 @dataclasses.dataclass
 class StudyPaths:
-    """Where each step of a study writes."""
+    """Where each step writes (absolute: Ray workers on other nodes have another cwd)."""
 
     root: Path
 
     def classifier(self, role: str) -> Path:
         return self.root / "classifiers" / role
 
-    def run(self, method: str) -> Path:
-        return self.root / "runs" / method
+    def run(self, task: str, method: str, seed: int) -> Path:
+        return self.root / "runs" / task / method / f"seed{seed}"
 
-    def evaluation(self, table: str, method: str) -> Path:
-        return self.root / f"eval_{table}" / method
+    def evaluation(self, task: str, method: str, seed: int) -> Path:
+        return self.root / "evals" / task / method / f"seed{seed}"
 
 
 class Study:
-    """One preset's study in one output directory."""
+    """One preset's study in one output directory.
 
-    def __init__(
-        self,
-        preset: Preset,
-        out_dir: str | Path,
-        *,
-        device: str = "auto",
-        progress: bool = True,
-        clip_weights: str | None = None,
-    ) -> None:
+    Args:
+        executor: ``local`` or ``ray`` (see :mod:`sketchrl.reproduce.executors`).
+        workers: parallel steps of the local executor (default: cores // threads).
+        address: the Ray cluster (None: a local Ray instance).
+        threads: torch threads of every step (fixed and recorded: results depend on it).
+        precision: Inception precision of the evaluations (``bf16`` or ``fp32``).
+    """
+
+    def __init__(self, preset: Preset, out_dir: str | Path, *, device: str = "cpu",
+                 progress: bool = True, clip_weights: str | None = None,
+                 executor: str = "local", workers: int | None = None,
+                 address: str | None = None, threads: int = 1,
+                 precision: str = "bf16") -> None:
+        if threads < 1:
+            raise ConfigError(f"--threads {threads}: use at least 1")
         self.preset = preset
-        self.paths = StudyPaths(Path(out_dir))
-        self.device = device
-        self.progress = progress
-        self.clip_weights = clip_weights
-        self.timings: dict[str, float] = {}
-        self._timings_file = self.paths.root / "timings.json"
+        self.paths = StudyPaths(Path(out_dir).resolve())
+        self.device, self.progress, self.clip_weights = device, progress, clip_weights
+        self.executor_name, self.workers, self.address = executor, workers, address
+        self.threads, self.precision = threads, precision
 
-    # -- steps ------------------------------------------------------------------------------
-    def run(self) -> Path:
-        """All steps; returns the path of ``report.html``."""
-        from sketchrl.reproduce.report import write_report
+    # -- what the study runs ----------------------------------------------------------------
+    def seeds(self, count: int | None = None) -> list[int]:
+        return [self.preset.seed + k for k in range(count or self.preset.seeds)]
 
-        self.paths.root.mkdir(parents=True, exist_ok=True)
-        self._save_preset()
-        if self._timings_file.exists():
-            self.timings = json.loads(self._timings_file.read_text())
-        if self.preset.needs_reward_classifier:
-            self._timed("classifier reward", self.train_classifier, "reward",
-                        self.preset.reward_classifier_arch, self.preset.reward_classifier_epochs)
-        self._timed("classifier eval", self.train_classifier, "eval",
-                    self.preset.eval_classifier_arch, self.preset.eval_classifier_epochs)
-        for method in self.training_methods():
-            self._timed(f"train {method.name}", self.train_method, method)
-        for name, spec in self.table1_models():
-            self._timed(f"evaluate table1 {name}", self.evaluate, "table1", name, spec,
-                        self.preset.n_eval)
-        for method in self.preset.ablation_methods():
-            self._timed(f"evaluate table2 {method.name}", self.evaluate, "table2", method.name,
-                        str(self.paths.run(method.name)), self.preset.n_ablation)
-        return write_report(self)
+    def runs(self) -> list[tuple[Task, Method, int]]:
+        """Every fine-tuning run: task x method x seed, then the sweeps' own runs."""
+        preset, runs = self.preset, []
+        for task in preset.tasks:
+            runs += [(task, m, s) for m in preset.methods for s in self.seeds()]
+            for sweep in preset.sweeps:
+                for _, method in preset.sweep_methods(sweep):
+                    runs += [(task, method, s) for s in self.seeds(sweep.seeds)
+                             if (task, method, s) not in runs]
+        return runs
 
-    def training_methods(self) -> list[Method]:
-        """Table 1's methods, then the ablation runs that Table 1 has not already trained."""
-        methods = list(self.preset.methods)
-        names = {m.name for m in methods}
-        methods += [m for m in self.preset.ablation_methods() if m.name not in names]
-        return methods
-
-    def table1_models(self) -> list[tuple[str, str]]:
-        rows = [(BASELINE, self.preset.model)]
-        rows += [(m.name, str(self.paths.run(m.name))) for m in self.preset.methods]
-        return rows
-
-    def train_classifier(self, role: str, arch: str, epochs: int | None) -> None:
-        from sketchrl.classifiers import ClassifierConfig, train_classifier
-
-        out = self.paths.classifier(role)
-        if (out / "metrics.json").exists():
-            return
-        settings: dict[str, Any] = {
-            "categories": list(self.preset.classifier_categories), "arch": arch, "subset": role,
-            "seed": self.preset.seed, "device": self.device,
-            "max_per_category": self.preset.classifier_max_per_category,
-        }
-        if epochs is not None:
-            settings["epochs"] = epochs
-        train_classifier(ClassifierConfig(**settings), out, progress=self.progress)
-
-    def rl_config(self, method: Method | None = None):
-        """The fine-tuning config of ``method`` (without one: the settings all runs share)."""
+    def rl_config(self, task: Task, method: Method | None = None, seed: int | None = None):
+        """The fine-tuning config of ``method`` on ``task`` (without one: the shared settings)."""
         from sketchrl.rl import RLConfig
 
-        settings = method.rl_settings() if method is not None else {}
-        if "reward_options" in settings:
-            settings["reward_options"] = self.resolve_options(settings["reward_options"])
-        preset = self.preset
-        return RLConfig(model=preset.model, seed=preset.seed, device=self.device,
-                        **{**preset.training, **settings})
+        settings: dict[str, Any] = {"reward": task.reward,
+                                    "reward_options": dict(task.reward_options)}
+        settings.update(self.preset.training_settings)
+        if method is not None:
+            settings.update(method.settings_for(task.name))
+        settings["reward_options"] = self.resolve_options(dict(settings["reward_options"]), task)
+        return RLConfig(model=self.preset.model,
+                        seed=self.preset.seed if seed is None else seed,
+                        device=self.device, **settings)
 
-    def train_method(self, method: Method) -> None:
-        from sketchrl.rl import train
-
-        train(self.rl_config(method), self.paths.run(method.name), resume=True,
-              progress=self.progress)
-
-    def evaluate(self, table: str, name: str, model: str, n: int) -> None:
-        from sketchrl.evaluate import evaluate_model
-
-        out = self.paths.evaluation(table, name)
-        if (out / "metrics.json").exists():
-            return
-        preset, training = self.preset, self.rl_config()
-        evaluate_model(
-            model, n, reference=preset.reference, out_dir=out, temperature=training.temperature,
-            seed=preset.seed + 1, max_len=training.max_len, batch_size=preset.eval_batch_size,
-            device=self.device, progress=self.progress,
-            classifier_dir=self.paths.classifier("eval"), target_category=preset.category,
-            rewards=self.evaluation_rewards,
-        )
-
-    # -- helpers ----------------------------------------------------------------------------
-    @functools.cached_property
-    def evaluation_rewards(self) -> dict[str, Any]:
-        """Metric name -> reward, built once and reused by every evaluation."""
-        from sketchrl.rewards import build_reward
-
-        rewards = {
-            metric: build_reward(reward, self.resolve_options(dict(options)), self.device)
-            for metric, reward, options in self.preset.scores
-        }
-        if self.preset.clip_score:
-            clip = self.resolve_options(dict(self.preset.ablation.reward_options))
-            rewards["clip_score"] = build_reward("clip", clip, self.device)
-        return rewards
-
-    def resolve_options(self, options: dict[str, Any]) -> dict[str, Any]:
-        """Fill in the reward classifier's folder and the CLIP weights file."""
-        options = dict(options)
+    def resolve_options(self, options: dict[str, Any], task: Task) -> dict[str, Any]:
+        """Fill in the reward classifier's folder, the task's target, the CLIP weights."""
+        options = {key: (task.target if value == TARGET else value)
+                   for key, value in options.items()}
         if options.get("model") == REWARD_CLASSIFIER:
             options["model"] = str(self.paths.classifier("reward"))
         if "pretrained" in options and self.clip_weights:
             options["weights"] = self.clip_weights
-        return options
+        return {key: list(value) if isinstance(value, tuple) else value
+                for key, value in options.items()}
 
-    def _timed(self, step: str, function, *args) -> None:
-        started = time.perf_counter()
-        function(*args)
-        self.timings[step] = self.timings.get(step, 0.0) + time.perf_counter() - started
-        self._timings_file.write_text(json.dumps(self.timings, indent=2) + "\n")
+    def evaluation_rewards(self, task: Task) -> list[tuple[str, str, dict[str, Any]]]:
+        """``(metric, reward, options)`` of every evaluation of ``task``: the task's own reward
+        (``reward_score``), the preset's scores and CLIP when measured."""
+        rewards = [("reward_score", task.reward, self.resolve_options(dict(task.reward_options),
+                                                                       task))]
+        rewards += [(metric, name, self.resolve_options(dict(options), task))
+                    for metric, name, options in self.preset.scores]
+        if self.preset.clip_score and task.reward != "clip":
+            raise ConfigError("clip_score needs a task whose reward is clip")
+        return rewards
 
-    def _save_preset(self) -> None:
+    # -- the steps ----------------------------------------------------------------------------
+    def steps(self) -> list:
+        """The study as a list of executor steps."""
+        from sketchrl.reproduce.executors import Step
+
+        preset, single = self.preset, self.effective_workers() == 1
+        progress = self.progress and single and self.executor_name == "local"
+        common = {"threads": self.threads, "progress": progress}
+        result, classifier_keys = [], []
+        for role, arch, epochs in (("reward", preset.reward_classifier_arch,
+                                    preset.reward_classifier_epochs),
+                                   ("eval", preset.eval_classifier_arch,
+                                    preset.eval_classifier_epochs)):
+            if role == "reward" and not preset.needs_reward_classifier:
+                continue
+            out = self.paths.classifier(role)
+            settings = {"categories": list(preset.classifier_categories), "arch": arch,
+                        "subset": role, "seed": preset.seed, "device": self.device,
+                        "max_per_category": preset.classifier_max_per_category}
+            if epochs is not None:
+                settings["epochs"] = epochs
+            result.append(Step(f"classifier-{role}", study_steps.train_classifier_step,
+                               {"out": str(out), "settings": settings, **common},
+                               done=out / "metrics.json", cpus=self.threads))
+            classifier_keys.append(f"classifier-{role}")
+        reward_deps = ["classifier-reward"] if "classifier-reward" in classifier_keys else []
+        for task, method, seed in self.runs():
+            out = self.paths.run(task.name, method.name, seed)
+            config = self.rl_config(task, method, seed).to_dict()
+            result.append(Step(f"train-{task.name}-{method.name}-s{seed}", study_steps.train_step,
+                               {"out": str(out), "config": config, **common},
+                               done=out / "DONE", deps=reward_deps, cpus=self.threads))
+        for task, name, seed, model, n, deps in self.evaluations():
+            result.append(self.evaluation_step(task, name, seed, model, n,
+                                               [*classifier_keys, *deps], common))
+        return result
+
+    def evaluations(self) -> list[tuple[Task, str, int, str, int, list[str]]]:
+        """``(task, method name, seed, model, n, deps)`` of every evaluation (the baseline with
+        every seed's sampling seed, then each run)."""
+        preset, result = self.preset, []
+        sweep_runs = {(t.name, m.name, s) for t, m, s in self.runs()} - {
+            (t.name, m.name, s) for t in preset.tasks for m in preset.methods for s in self.seeds()}
+        for task in preset.tasks:
+            result += [(task, BASELINE, s, preset.model, preset.n_eval, [])
+                       for s in self.seeds()]
+            for t, method, seed in self.runs():
+                if t != task:
+                    continue
+                n = preset.n_sweep if (task.name, method.name, seed) in sweep_runs \
+                    else preset.n_eval
+                result.append((task, method.name, seed,
+                               str(self.paths.run(task.name, method.name, seed)), n,
+                               [f"train-{task.name}-{method.name}-s{seed}"]))
+        return result
+
+    def evaluation_step(self, task: Task, name: str, seed: int, model: str, n: int,
+                        deps: list[str], common: dict[str, Any]):
+        from sketchrl.reproduce.executors import Step
+
+        shared = self.rl_config(task)
+        out = self.paths.evaluation(task.name, name, seed)
+        temperature = {"value": shared.temperature, "pen": shared.pen_temperature,
+                       "semantics": shared.temperature_semantics}
+        kwargs = {
+            "out": str(out), "model": model, "n": n, "reference": task.reference,
+            "temperature": temperature, "max_len": shared.max_len,
+            "seed": EVAL_SEED_OFFSET + seed, "batch_size": self.preset.eval_batch_size,
+            "classifier_dir": str(self.paths.classifier("eval")), "target": task.target,
+            "rewards": self.evaluation_rewards(task), "device": self.device,
+            "precision": self.precision, **common,
+        }
+        return Step(f"eval-{task.name}-{name}-s{seed}", study_steps.evaluate_step, kwargs,
+                    done=out / "metrics.json", deps=deps, cpus=self.threads)
+
+    # -- running ----------------------------------------------------------------------------
+    def effective_workers(self) -> int:
+        from sketchrl.reproduce.executors.base import available_cores
+
+        if self.executor_name != "local":
+            return 1
+        return self.workers or max(1, available_cores() // self.threads)
+
+    def executor(self):
+        from sketchrl.reproduce.executors import get_executor
+
+        options: dict[str, Any] = {"progress": self.progress}
+        if self.executor_name == "local":
+            options["workers"] = self.effective_workers()
+        elif self.address is not None:
+            options["address"] = self.address
+        return get_executor(self.executor_name, **options)
+
+    def run(self) -> Path:
+        """Check everything, run every step that is not done, write the report; returns the
+        path of ``report.html``. Bad input fails before anything is written."""
+        from sketchrl.reproduce.report import write_report
+
+        steps = self.steps()
+        self.check_out_dir()
+        preflight(self)
+        with self.executor() as executor:
+            self.paths.root.mkdir(parents=True, exist_ok=True)
+            self.save_preset()
+            write_environment(self.paths.root, self)
+            timings = self.load_timings()
+
+            def record(key: str, seconds: float) -> None:
+                timings[key] = timings.get(key, 0.0) + seconds
+                (self.paths.root / "timings.json").write_text(json.dumps(timings, indent=2) + "\n")
+
+            executor.run(steps, on_step_done=record)
+        return write_report(self)
+
+    def load_timings(self) -> dict[str, float]:
+        path = self.paths.root / "timings.json"
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    def preset_json(self) -> dict[str, Any]:
+        return json.loads(json.dumps(dataclasses.asdict(self.preset)))
+
+    def check_out_dir(self) -> None:
+        """The output folder is new, or holds this very study (same preset and options)."""
         path = self.paths.root / "preset.json"
-        current = json.loads(json.dumps(dataclasses.asdict(self.preset)))
+        if self.paths.root.exists() and not self.paths.root.is_dir():
+            raise ConfigError(f"--out {self.paths.root} is a file; choose a folder")
         if path.exists():
-            saved = json.loads(path.read_text())
+            saved, current = json.loads(path.read_text()), self.preset_json()
             if saved != current:
                 differing = sorted(k for k in current if saved.get(k) != current.get(k))
                 raise ConfigError(
@@ -184,7 +253,13 @@ class Study:
                     f"({', '.join(differing)}); use another --out, or the same preset and "
                     "options to resume it"
                 )
-        path.write_text(json.dumps(current, indent=2) + "\n")
+        elif self.paths.root.exists() and any(self.paths.root.iterdir()):
+            raise ConfigError(f"--out {self.paths.root} is not empty and holds no sketchrl "
+                              "study; choose an empty or new folder")
+
+    def save_preset(self) -> None:
+        path = self.paths.root / "preset.json"
+        path.write_text(json.dumps(self.preset_json(), indent=2) + "\n")
 
 
 def reproduce(preset: Preset, out_dir: str | Path, **options: Any) -> Path:

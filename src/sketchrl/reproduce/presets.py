@@ -1,7 +1,9 @@
-"""The studies ``sketchrl reproduce`` runs: the paper's, and its offline counterpart.
+"""The studies ``sketchrl reproduce`` runs, as data: tasks x methods x seeds, plus sweeps.
 
-A preset names the model, the rewards of each method, the evaluation, and the sizes. ``quick``
-shrinks any preset to toy sizes that exercise the same pipeline in a few minutes.
+A preset names the pretrained model, the tasks (a target category and the reward that asks for
+it), the fine-tuning methods (RLConfig settings), how many training seeds each method gets, the
+sweeps (one setting of one method varied), and the evaluation. ``quick`` shrinks any preset to
+toy sizes that exercise the same pipeline in a few minutes.
 """
 
 from __future__ import annotations
@@ -17,129 +19,212 @@ PAPER_CATEGORIES = ("owl", "cat", "dog", "bird", "fish")
 ABLATION_GAMMAS = (1.0, 0.95, 0.9, 0.75, 0.5, 0.25)
 #: Placeholder in reward options for the reward classifier trained by the pipeline.
 REWARD_CLASSIFIER = "{reward_classifier}"
+#: Placeholder in reward options for the task's target category.
+TARGET = "{target}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """What the fine-tuning asks for: a target category and the reward that measures it."""
+
+    name: str  # folder name, e.g. "steer"
+    label: str  # e.g. "steer: bird model -> owls"
+    target: str  # category the reward asks for, the judge counts and FID compares with
+    reward: str = "classifier"
+    reward_options: tuple[tuple[str, Any], ...] = (("model", REWARD_CLASSIFIER),
+                                                   ("category", TARGET))
+
+    @property
+    def reference(self) -> str:
+        return f"quickdraw:{self.target}"
 
 
 @dataclasses.dataclass(frozen=True)
 class Method:
-    """One fine-tuning method: a reward and its sparse or dense form."""
+    """One fine-tuning method: RLConfig settings on top of the preset's, per task if needed."""
 
-    name: str  # folder name, e.g. "classifier_dense"
-    label: str  # row label in the tables, e.g. "classifier (dense)"
-    reward: str
-    reward_options: dict[str, Any]
-    dense_every: int = 0
-    gamma: float = 1.0
+    name: str  # folder name, e.g. "grpo"
+    label: str  # row label, e.g. "GRPO"
+    settings: tuple[tuple[str, Any], ...] = ()
+    per_task: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
 
-    def rl_settings(self) -> dict[str, Any]:
-        return {"reward": self.reward, "reward_options": dict(self.reward_options),
-                "dense_every": self.dense_every, "gamma": self.gamma}
+    def settings_for(self, task: str) -> dict[str, Any]:
+        values = dict(self.settings)
+        values.update(dict(dict(self.per_task).get(task, ())))
+        return values
+
+
+@dataclasses.dataclass(frozen=True)
+class Sweep:
+    """One setting of one method varied (e.g. the KL weight of GRPO, the paper's gamma)."""
+
+    name: str  # folder prefix and table name, e.g. "kl_sweep"
+    label: str  # e.g. "KL weight of GRPO"
+    method: str  # the method varied
+    key: str  # the RLConfig key
+    values: tuple[Any, ...]
+    seeds: int = 1
 
 
 @dataclasses.dataclass(frozen=True)
 class Preset:
-    """A whole study: baseline + methods (Table 1), then the discount ablation (Table 2)."""
+    """A whole study."""
 
     name: str
     description: str
     model: str  # the pretrained policy
-    category: str  # the target category
-    methods: tuple[Method, ...]  # Table 1 rows after the baseline
-    ablation: Method  # the dense method whose gamma Table 2 varies
-    gammas: tuple[float, ...] = ABLATION_GAMMAS
-    # Fine-tuning settings that differ from RLConfig's defaults (the paper's values).
-    training: dict[str, Any] = dataclasses.field(default_factory=dict)
+    tasks: tuple[Task, ...]
+    methods: tuple[Method, ...]
+    sweeps: tuple[Sweep, ...] = ()
+    seeds: int = 3  # training seeds per method
+    # Fine-tuning settings every method shares (RLConfig keys; the rest are RLConfig's).
+    training: tuple[tuple[str, Any], ...] = ()
+    # The method significance is tested against besides the pretrained model (the paper's).
+    reference_method: str = "reinforce"
     # Evaluation.
-    n_eval: int = 2000
-    n_ablation: int = 500
+    n_eval: int = 500
+    n_sweep: int = 500
     eval_batch_size: int = 250
     clip_score: bool = False  # measure the CLIP score (needs CLIP weights)
-    # Metric name -> (reward, options) measured on every method's samples.
+    # Metric name -> (reward, options) measured on every evaluation besides each task's reward.
     scores: tuple[tuple[str, str, tuple[tuple[str, Any], ...]], ...] = ()
-    # Classifiers: the reward one (if a method uses it) and the independent evaluation one.
+    # Classifiers: the reward one (if a task uses it) and the independent evaluation one.
     classifier_categories: tuple[str, ...] = PAPER_CATEGORIES
     reward_classifier_arch: str = "cnn"
     eval_classifier_arch: str = "resnet18"
     reward_classifier_epochs: int | None = None  # None: ClassifierConfig's default
     eval_classifier_epochs: int | None = None
     classifier_max_per_category: int | None = None
-    seed: int = 0
+    seed: int = 0  # training seed k is seed + k; evaluation sampling seed k is 1000 + seed + k
+
+    def __post_init__(self) -> None:
+        if self.seeds < 1:
+            raise ConfigError(f"seeds={self.seeds}: a study needs at least one seed per method")
+        names = [m.name for m in self.methods]
+        for sweep in self.sweeps:
+            if sweep.method not in names:
+                raise ConfigError(f"sweep {sweep.name} varies unknown method {sweep.method!r}")
 
     @property
-    def reference(self) -> str:
-        return f"quickdraw:{self.category}"
+    def training_settings(self) -> dict[str, Any]:
+        return dict(self.training)
 
-    @property
-    def score_metrics(self) -> list[str]:
-        """Names of the reward metrics every evaluation measures (CLIP last when measured)."""
-        return [name for name, _, _ in self.scores] + (["clip_score"] if self.clip_score else [])
+    def method(self, name: str) -> Method:
+        return next(m for m in self.methods if m.name == name)
 
     @property
     def needs_reward_classifier(self) -> bool:
-        uses = [m.reward_options.get("model") for m in (*self.methods, self.ablation)]
-        uses += [dict(options).get("model") for _, _, options in self.scores]
-        return REWARD_CLASSIFIER in uses
+        options = [dict(t.reward_options) for t in self.tasks]
+        options += [dict(m.settings_for(t.name)).get("reward_options", {})
+                    for m in self.methods for t in self.tasks]
+        options += [dict(o) for _, _, o in self.scores]
+        return any(o.get("model") == REWARD_CLASSIFIER for o in options)
 
-    def ablation_methods(self) -> list[Method]:
-        """One dense method per gamma; the one equal to Table 1's dense run reuses that run."""
-        methods = []
-        for gamma in self.gammas:
-            method = dataclasses.replace(
-                self.ablation, name=f"{self.ablation.name}_gamma_{gamma:g}",
-                label=f"{self.ablation.label}, gamma={gamma:g}", gamma=gamma,
-            )
-            methods.append(self.table1_twin(method) or method)
-        return methods
+    def sweep_methods(self, sweep: Sweep) -> list[tuple[Any, Method]]:
+        """``(value, method)`` per swept value; a value equal to the method's own setting is the
+        method itself (its runs are not trained twice)."""
+        from sketchrl.rl.config import RLConfig
 
-    def table1_twin(self, method: Method) -> Method | None:
-        """The Table 1 method that is the same training run as ``method``, if any."""
-        for candidate in self.methods:
-            if candidate.rl_settings() == method.rl_settings():
-                return dataclasses.replace(candidate, label=method.label)
-        return None
+        base = self.method(sweep.method)
+        default = RLConfig.__dataclass_fields__[sweep.key].default
+        own = dict(base.settings).get(sweep.key, dict(self.training).get(sweep.key, default))
+        result = []
+        for value in sweep.values:
+            if own == value:
+                result.append((value, base))
+                continue
+            name = f"{sweep.name}-{sweep.key}-{value:g}" if isinstance(value, float) \
+                else f"{sweep.name}-{sweep.key}-{value}"
+            settings = {**dict(base.settings), sweep.key: value}
+            result.append((value, dataclasses.replace(
+                base, name=name, label=f"{base.label}, {sweep.key} = {value:g}",
+                settings=tuple(settings.items()))))
+        return result
+
+
+#: The offline benchmark tasks: the pretrained bird decoder asked for birds and for owls.
+OFFLINE_TASKS = (
+    Task("recognize", "recognize (reward P(bird))", "bird"),
+    Task("steer", "steer (reward P(owl): a bird model taught to draw owls)", "owl"),
+)
+#: The offline methods: the paper's REINFORCE and the settings of GRPO and PPO chosen on the
+#: tuning seeds (100, 101; never the study's seeds), as experiments/offline/*.toml.
+OFFLINE_METHODS = (
+    Method("reinforce", "REINFORCE (paper)"),
+    Method("grpo", "GRPO", (("algorithm", "grpo"), ("batch_size", 64), ("group_size", 16),
+                            ("epochs", 2), ("minibatches", 2), ("lr", 3e-5), ("kl_beta", 0.05))),
+    Method("ppo", "PPO", (("algorithm", "ppo"), ("batch_size", 32), ("epochs", 4),
+                          ("minibatches", 2), ("lr", 3e-5), ("kl_beta", 0.05))),
+)
+#: The KL weight of GRPO, swept for the Pareto front (offline-full).
+KL_SWEEP = Sweep("kl_sweep", "KL weight of GRPO", "grpo", "kl_beta", (0.0, 0.01, 0.05, 0.2, 1.0))
 
 
 def offline_preset() -> Preset:
-    """The paper with bird for owl: runs here, without network or CLIP weights."""
-    ssim_options = {"target": "quickdraw:bird/simplified", "target_index": 0}
-    classifier_options = {"model": REWARD_CLASSIFIER, "category": "bird"}
-    dense = Method("classifier_dense", "classifier (dense)", "classifier", classifier_options,
-                   dense_every=25)
+    """Both offline benchmark tasks with the paper's REINFORCE, GRPO and PPO, three seeds."""
     return Preset(
         name="offline",
         description=(
-            "The real pretrained Magenta bird decoder fine-tuned with SSIM to a real bird "
-            "drawing and with P(bird) under a Quick, Draw! classifier (owl/cat/dog/bird/fish: the "
-            "offline stand-in for CLIP's five prompts), sparse and dense; FID / precision / "
-            "recall against real Quick, Draw! birds; an independent ResNet18 classifier."
+            "The real pretrained Magenta bird decoder fine-tuned on two tasks, recognize (reward "
+            "P(bird)) and steer (reward P(owl): teach a bird model to draw owls), under a Quick, "
+            "Draw! classifier (owl/cat/dog/bird/fish, the offline stand-in for CLIP's five "
+            "prompts), with the paper's REINFORCE, GRPO and PPO at the paper's budget, three "
+            "training seeds each; judged by an independent ResNet18 and by FID / KID / "
+            "precision / recall against real Quick, Draw! drawings of the target."
         ),
         model="sketchrnn:bird",
-        category="bird",
-        methods=(
-            Method("ssim_sparse", "SSIM (sparse)", "ssim", ssim_options),
-            Method("classifier_sparse", "classifier (sparse)", "classifier", classifier_options),
-            dense,
-        ),
-        ablation=dense,
-        # Sized so that the whole preset finishes in about 30 minutes on 2 CPU cores: 100
-        # batches per run instead of 312, with a 3x larger step to compensate.
-        training={"episodes": 1600, "lr": 3e-5},
+        tasks=OFFLINE_TASKS,
+        methods=OFFLINE_METHODS,
+        seeds=3,
         n_eval=500,
-        n_ablation=250,
-        scores=(
-            ("reward_classifier_score", "classifier",
-             (("model", REWARD_CLASSIFIER), ("category", "bird"))),
-            ("ssim_score", "ssim", tuple(ssim_options.items())),
+        eval_classifier_epochs=2,
+    )
+
+
+def offline_full_preset() -> Preset:
+    """The offline study with a KL-weight sweep of the best method and more samples."""
+    return dataclasses.replace(
+        offline_preset(), name="offline-full",
+        description=offline_preset().description + " Plus a sweep of the KL weight of the best "
+        "method (the Pareto front of judge rate against recall), 800 samples per evaluation "
+        "and a longer-trained judge.",
+        sweeps=(KL_SWEEP,), n_eval=800, n_sweep=800, eval_classifier_epochs=6,
+    )
+
+
+def offline_paper_preset() -> Preset:
+    """The paper's study with bird for owl (SSIM, classifier sparse and dense, gamma ablation)."""
+    ssim = (("reward", "ssim"),
+            ("reward_options", {"target": "quickdraw:bird/simplified", "target_index": 0}))
+    dense = Method("classifier_dense", "classifier (dense)", (("dense_every", 25),))
+    return Preset(
+        name="offline-paper",
+        description=(
+            "The paper's Table 1 and 2 offline: the real pretrained Magenta bird decoder "
+            "fine-tuned with SSIM to a real bird drawing and with P(bird) under a Quick, Draw! "
+            "classifier, sparse and dense, and the discount ablation of the dense reward; "
+            "the paper's REINFORCE."
         ),
-        # ResNet18 trains slowly on a CPU: 2 epochs reach about 0.80 held-out accuracy.
+        model="sketchrnn:bird",
+        tasks=(Task("bird", "bird", "bird"),),
+        methods=(Method("ssim_sparse", "SSIM (sparse)", ssim),
+                 Method("classifier_sparse", "classifier (sparse)"), dense),
+        sweeps=(Sweep("gamma", "discount of classifier (dense)", "classifier_dense", "gamma",
+                      ABLATION_GAMMAS),),
+        seeds=1, training=(("episodes", 1600), ("lr", 3e-5)), n_eval=500, n_sweep=250,
+        reference_method="classifier_sparse",
+        scores=(("ssim_score", "ssim", (("target", "quickdraw:bird/simplified"),
+                                        ("target_index", 0))),),
         eval_classifier_epochs=2,
     )
 
 
 def paper_preset() -> Preset:
     """The paper as published: owl model, CLIP rewards, n = 2,000 / 500 (needs CLIP weights)."""
-    clip_options = {"model_name": "ViT-B-32", "pretrained": "openai", "category": "owl",
-                    "negatives": ["cat", "dog", "bird", "fish"]}
-    dense = Method("clip_dense", "CLIP (dense)", "clip", clip_options, dense_every=25)
+    clip = (("model_name", "ViT-B-32"), ("pretrained", "openai"), ("category", "owl"),
+            ("negatives", ("cat", "dog", "bird", "fish")))
+    ssim = (("reward", "ssim"),
+            ("reward_options", {"target": "quickdraw:owl/simplified", "target_index": 0}))
     return Preset(
         name="paper",
         description=(
@@ -148,19 +233,36 @@ def paper_preset() -> Preset:
             "sparse and dense; FID / precision / recall against real Quick, Draw! owls."
         ),
         model="sketchrnn:owl",
-        category="owl",
-        methods=(
-            Method("clip_sparse", "CLIP (sparse)", "clip", clip_options),
-            Method("ssim_sparse", "SSIM (sparse)", "ssim",
-                   {"target": "quickdraw:owl/simplified", "target_index": 0}),
-            dense,
-        ),
-        ablation=dense,
-        clip_score=True,
+        tasks=(Task("owl", "owl (CLIP)", "owl", reward="clip", reward_options=clip),),
+        methods=(Method("clip_sparse", "CLIP (sparse)"), Method("ssim_sparse", "SSIM (sparse)",
+                                                                ssim),
+                 Method("clip_dense", "CLIP (dense)", (("dense_every", 25),))),
+        sweeps=(Sweep("gamma", "discount of CLIP (dense)", "clip_dense", "gamma",
+                      ABLATION_GAMMAS),),
+        seeds=1, n_eval=2000, n_sweep=500, reference_method="clip_sparse", clip_score=True,
     )
 
 
-PRESETS = {"offline": offline_preset, "paper": paper_preset}
+PRESETS = {"offline": offline_preset, "offline-full": offline_full_preset,
+           "offline-paper": offline_paper_preset, "paper": paper_preset}
+
+#: Toy sizes of ``--quick``: the same pipeline in a few minutes.
+QUICK_TRAINING = (("episodes", 12), ("batch_size", 4), ("warmup_batches", 1), ("max_len", 40),
+                  ("lr", 1e-4), ("checkpoint_every", 1))
+
+
+def quick_method(method: Method) -> Method:
+    """``method`` at toy sizes: batches of 4 (groups of 2), at most 2 epochs."""
+    settings = dict(method.settings)
+    for key in ("batch_size", "episodes"):
+        settings.pop(key, None)
+    if "group_size" in settings:
+        settings["group_size"] = 2
+    if "epochs" in settings:
+        settings["epochs"] = min(2, settings["epochs"])
+    if "minibatches" in settings:
+        settings["minibatches"] = min(2, settings["minibatches"])
+    return dataclasses.replace(method, settings=tuple(settings.items()), per_task=())
 
 
 def get_preset(
@@ -173,9 +275,9 @@ def get_preset(
     except KeyError:
         raise ConfigError(f"unknown preset {name!r}; valid: {', '.join(PRESETS)}") from None
     if quick:
-        toy = {"episodes": 3 * 4, "batch_size": 4, "warmup_batches": 1, "max_len": 40, "lr": 1e-4}
         preset = dataclasses.replace(
-            preset, training={**preset.training, **toy}, n_eval=24, n_ablation=16,
+            preset, training=tuple({**dict(preset.training), **dict(QUICK_TRAINING)}.items()),
+            methods=tuple(quick_method(m) for m in preset.methods), n_eval=24, n_sweep=16,
             eval_batch_size=24, reward_classifier_epochs=1, eval_classifier_epochs=1,
             classifier_max_per_category=120, eval_classifier_arch="cnn",
         )
@@ -184,4 +286,5 @@ def get_preset(
     if unknown:
         raise ConfigError(f"unknown preset setting(s) {', '.join(unknown)}")
     training = {key: value for key, value in (training or {}).items() if value is not None}
-    return dataclasses.replace(preset, training={**preset.training, **training}, **changes)
+    merged = tuple({**dict(preset.training), **training}.items())
+    return dataclasses.replace(preset, training=merged, **changes)

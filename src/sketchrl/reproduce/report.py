@@ -5,133 +5,140 @@ from __future__ import annotations
 import html
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
+from sketchrl.reproduce.figures import plot_pareto, plot_reward_curves, plot_samples
 from sketchrl.reproduce.tables import Table, build_table
 
 if TYPE_CHECKING:
     from sketchrl.reproduce.pipeline import Study
 
-SAMPLES_PER_ROW = 8
+REWARD_HEADERS = {"classifier": "P(target) reward clf", "clip": "CLIP", "ssim": "SSIM"}
 
 
-def study_tables(study: Study) -> tuple[Table, Table]:
-    preset, paths = study.preset, study.paths
-    metrics = preset.score_metrics
-    labels = {m.name: m.label for m in preset.methods}
-    table1_rows = [("baseline (pretrained)", paths.evaluation("table1", "baseline"))]
-    table1_rows += [(labels[m.name], paths.evaluation("table1", m.name)) for m in preset.methods]
-    table1 = build_table(
-        f"Table 1: methods ({preset.category}, n = {preset.n_eval})", table1_rows, metrics
-    )
-    table2_rows = [(f"gamma = {m.gamma:g}", paths.evaluation("table2", m.name))
-                   for m in preset.ablation_methods()]
-    table2 = build_table(
-        f"Table 2: discount ablation of {preset.ablation.label} (n = {preset.n_ablation})",
-        table2_rows, metrics,
-    )
-    return table1, table2
+def load_seed_metrics(study: Study, task: str, method: str, seeds: list[int]) -> list[dict]:
+    """The ``metrics.json`` of each seed's evaluation, with its training seed added."""
+    result = []
+    for seed in seeds:
+        path = study.paths.evaluation(task, method, seed) / "metrics.json"
+        metrics: dict[str, Any] = json.loads(path.read_text())
+        metrics["train_seed"] = seed
+        result.append(metrics)
+    return result
 
 
-def plot_reward_curves(study: Study, path: Path) -> Path:
-    """Per-batch mean reward of every fine-tuning run, one panel each."""
-    from sketchrl.rl.plots import save_reward_curves
+def study_tables(study: Study) -> list[Table]:
+    """One table per task (baseline + methods), then one per task and sweep."""
+    from sketchrl.reproduce.pipeline import BASELINE
 
-    runs = [(study.paths.run(m.name), m.label) for m in study.training_methods()]
-    return save_reward_curves(runs, path)
-
-
-def plot_samples(study: Study, path: Path) -> Path:
-    """The paper's Figure 2: a row of samples per Table 1 method."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from sketchrl.data import load_samples
-    from sketchrl.render import RenderOptions, make_grid, render
-
-    rows = [("baseline (pretrained)", "baseline")]
-    rows += [(m.label, m.name) for m in study.preset.methods]
-    figure, axes = plt.subplots(len(rows), 1, figsize=(SAMPLES_PER_ROW * 1.1, 1.35 * len(rows)))
-    for axis, (label, name) in zip(np.atleast_1d(axes), rows, strict=True):
-        sketches = load_samples(study.paths.evaluation("table1", name) / "samples.npz")
-        images = render(sketches[:SAMPLES_PER_ROW], RenderOptions(size=96, line_width=1.5))
-        grid = make_grid(images, ncol=SAMPLES_PER_ROW)
-        axis.imshow(grid[0].numpy(), cmap="gray", vmin=0.0, vmax=1.0)
-        axis.set_title(label, fontsize=9, loc="left")
-        axis.axis("off")
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    preset, tables = study.preset, []
+    reference = next((m.label for m in preset.methods if m.name == preset.reference_method),
+                     None)
+    for task in preset.tasks:
+        header = REWARD_HEADERS.get(task.reward, task.reward)
+        rows = [("pretrained", load_seed_metrics(study, task.name, BASELINE, study.seeds()))]
+        rows += [(m.label, load_seed_metrics(study, task.name, m.name, study.seeds()))
+                 for m in preset.methods]
+        tables.append(build_table(
+            f"{task.name}", f"{task.label}: target {task.target}, n = {preset.n_eval} per seed",
+            rows, header, reference, preset.n_eval))
+        for sweep in preset.sweeps:
+            seeds = study.seeds(sweep.seeds)
+            rows = [("pretrained", load_seed_metrics(study, task.name, BASELINE, seeds))]
+            rows += [(f"{sweep.key} = {value:g}" if isinstance(value, float)
+                      else f"{sweep.key} = {value}",
+                      load_seed_metrics(study, task.name, method.name, seeds))
+                     for value, method in preset.sweep_methods(sweep)]
+            tables.append(build_table(
+                f"{task.name}_{sweep.name}", f"{task.name}: {sweep.label}, n = {preset.n_sweep}",
+                rows, header, None, preset.n_sweep))
+    return tables
 
 
 def write_report(study: Study) -> Path:
-    """``table1.md/.csv``, ``table2.md/.csv``, ``samples.png``, ``reward_curves.png`` and
-    ``report.html`` in the study's folder; returns the report's path."""
+    """``tables.md``, ``<table>.csv``, ``samples.png``, ``reward_curves.png``, ``pareto.png``
+    and ``report.html`` in the study's folder; returns the report's path."""
     root = study.paths.root
-    table1, table2 = study_tables(study)
-    for name, table in (("table1", table1), ("table2", table2)):
-        (root / f"{name}.md").write_text(table.markdown())
-        table.write_csv(root / f"{name}.csv")
+    tables = study_tables(study)
+    (root / "tables.md").write_text("\n".join(table.markdown() for table in tables))
+    for table in tables:
+        table.write_csv(root / f"{table.name}.csv")
     plot_samples(study, root / "samples.png")
     plot_reward_curves(study, root / "reward_curves.png")
+    plot_pareto(study, root / "pareto.png")
     report = root / "report.html"
-    report.write_text(render_html(study, table1, table2))
+    report.write_text(render_html(study, tables))
     return report
 
 
 def html_table(table: Table) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in table.header())
+    header = ["method", *(c.header for c in table.columns)]
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>"
-        for row in table.cells()
+        "<tr><td>" + html.escape(row.label) + "</td>"
+        + "".join(f"<td>{html.escape(c.format(row.summary.get(c.key), row.marks.get(c.key, '')))}"
+                  "</td>" for c in table.columns) + "</tr>"
+        for row in table.rows
     )
-    return f"<h2>{html.escape(table.title)}</h2><table><tr>{head}</tr>{body}</table>"
+    notes = "".join(f"<p class='note'>{html.escape(n)}</p>" for n in table.notes)
+    return (f"<h2>{html.escape(table.title)}</h2><table><tr>{head}</tr>{body}</table>{notes}"
+            f"<p><a href='{html.escape(table.name)}.csv'>{html.escape(table.name)}.csv</a> "
+            "(every seed's values)</p>")
 
 
-def render_html(study: Study, table1: Table, table2: Table) -> str:
-    preset, root, rl = study.preset, study.paths.root, study.rl_config()
-    warnings = sorted({w for _, m in table1.rows + table2.rows for w in m.get("warnings", [])})
-    grids = "".join(
-        f"<figure><img src='eval_table1/{html.escape(name)}/grid.png' width='320'>"
-        f"<figcaption>{html.escape(label)}</figcaption></figure>"
-        for label, name in [("baseline", "baseline")] + [(m.label, m.name) for m in preset.methods]
-    )
-    timings_file = root / "timings.json"
-    timings = json.loads(timings_file.read_text()) if timings_file.exists() else {}
+def page_links(study: Study) -> str:
+    """Links to the live page of each fine-tuned model that has one."""
+    links = []
+    for task in study.preset.tasks:
+        for method in study.preset.methods:
+            page = study.paths.run(task.name, method.name, study.seeds()[0]) / "page" / \
+                "index.html"
+            if page.exists():
+                href = page.relative_to(study.paths.root).as_posix()
+                links.append(f"<li><a href='{html.escape(href)}'>{html.escape(task.name)}: "
+                             f"{html.escape(method.label)}</a></li>")
+    if not links:
+        return ""
+    return ("<h2>Draw with the fine-tuned models</h2><p>Each page draws with the model in the "
+            "browser (@magenta/sketch); serve the study folder over HTTP to open them.</p>"
+            f"<ul>{''.join(links)}</ul>")
+
+
+def render_html(study: Study, tables: list[Table]) -> str:
+    preset, root = study.preset, study.paths.root
+    shared = study.rl_config(preset.tasks[0])
+    warnings = sorted({w for t in tables for r in t.rows for m in r.per_seed
+                       for w in m.get("warnings", [])})
+    timings = study.load_timings()
     timing_rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:.0f} s</td></tr>"
                           for k, v in timings.items())
-    total = sum(timings.values())
+    environment = (root / "environment.json").read_text() if (root / "environment.json").exists() \
+        else "{}"
+    methods = "".join(f"<li><b>{html.escape(m.label)}</b>: "
+                      f"{html.escape(json.dumps(dict(m.settings)))}</li>" for m in preset.methods)
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>sketchrl: {html.escape(preset.name)} study</title>
 <style>
-body {{ font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; }}
+body {{ font-family: system-ui, sans-serif; max-width: 1150px; margin: 2em auto; }}
 table {{ border-collapse: collapse; margin: 1em 0; }}
 td, th {{ border: 1px solid #ccc; padding: 4px 8px; text-align: right; }}
 td:first-child, th:first-child {{ text-align: left; }}
-figure {{ display: inline-block; margin: 0.5em; }}
-.warning {{ color: #8a4b00; }}
+.note {{ color: #555; font-size: 0.9em; }} .warning {{ color: #8a4b00; }}
 </style></head><body>
 <h1>sketchrl reproduce: preset <code>{html.escape(preset.name)}</code></h1>
 <p>{html.escape(preset.description)}</p>
-<p>Model <code>{html.escape(preset.model)}</code>; {rl.episodes} episodes per run, batch
-{rl.batch_size}, lr {rl.lr:g}, temperature {rl.temperature}, max {rl.max_len}
-steps, {rl.warmup_batches} warm-up batches; evaluation n = {preset.n_eval} (Table 1) and
-{preset.n_ablation} (Table 2) at temperature {rl.temperature}. Total time {total / 60:.1f}
-minutes.</p>
-{html_table(table1)}
-{html_table(table2)}
+<p>Model <code>{html.escape(preset.model)}</code>; {preset.seeds} training seed(s) per method;
+shared settings {html.escape(json.dumps(preset.training_settings))} on top of the paper's
+(temperature {shared.temperature}, max {shared.max_len} steps); evaluation n = {preset.n_eval}
+per seed. Total step time {sum(timings.values()) / 60:.1f} minutes.</p>
+<ul>{methods}</ul>
+{"".join(html_table(t) for t in tables)}
 {"".join(f"<p class='warning'>{html.escape(w)}</p>" for w in warnings)}
-<h2>Samples</h2><img src="samples.png" width="900">
-<div>{grids}</div>
+<h2>Better without collapse?</h2><img src="pareto.png" width="1000">
+<h2>Samples</h2><img src="samples.png" width="1000">
 <h2>Reward curves</h2><img src="reward_curves.png" width="1000">
+{page_links(study)}
 <h2>Time per step</h2><table>{timing_rows}</table>
-<p>Raw values with 95% bootstrap intervals: <a href="table1.csv">table1.csv</a>,
-<a href="table2.csv">table2.csv</a>; every evaluation's <code>metrics.json</code> is in
-<code>eval_table1/</code> and <code>eval_table2/</code>.</p>
+<h2>What the numbers depend on</h2><pre>{html.escape(environment)}</pre>
 </body></html>
 """

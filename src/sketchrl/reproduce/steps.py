@@ -1,0 +1,90 @@
+"""The steps of a study as module-level functions of plain data (any executor can ship them).
+
+Each step is idempotent and resumable: it returns at once when its output exists, and a
+fine-tuning run resumes from its last checkpoint. Each fixes its own torch thread count (part of
+what a result depends on, so a study gives the same numbers whichever executor ran it) and asks
+torch for deterministic algorithms.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+#: Environment variable for fault-injection tests: ``RUN_DIR=MARKER`` makes the training step
+#: of RUN_DIR kill its own process after its first checkpoint, once (while MARKER is absent).
+FAULT_KILL_ENV = "SKETCHRL_FAULT_KILL"
+
+
+def setup_process(threads: int) -> None:
+    """Fixed thread count and deterministic algorithms for this step."""
+    import torch
+
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def train_classifier_step(out: str, settings: dict[str, Any], threads: int,
+                          progress: bool) -> None:
+    """Train a Quick, Draw! classifier (``ClassifierConfig`` settings) into ``out``."""
+    if (Path(out) / "metrics.json").exists():
+        return
+    setup_process(threads)
+    from sketchrl.classifiers import ClassifierConfig, train_classifier
+
+    train_classifier(ClassifierConfig(**settings), out, progress=progress)
+
+
+def train_step(out: str, config: dict[str, Any], threads: int, progress: bool) -> None:
+    """Fine-tune (or resume) the run ``config`` (an RLConfig dict) in ``out``."""
+    from sketchrl.rl import DONE_FILE, RLConfig, train
+
+    if (Path(out) / DONE_FILE).exists():
+        return
+    setup_process(threads)
+    rl_config = RLConfig.from_dict(config)
+    _inject_fault(Path(out), rl_config, progress)
+    train(rl_config, out, resume=True, progress=progress)
+
+
+def _inject_fault(out: Path, config: Any, progress: bool) -> None:
+    """See :data:`FAULT_KILL_ENV` (tests of retries: a worker that dies mid-run)."""
+    run_dir, _, marker = os.environ.get(FAULT_KILL_ENV, "").partition("=")
+    if not run_dir or Path(run_dir).resolve() != out.resolve() or Path(marker).exists():
+        return
+    from sketchrl.rl import DONE_FILE, train
+
+    partial = dataclasses.replace(config, episodes=config.checkpoint_every * config.batch_size)
+    train(partial, out, resume=True, progress=progress)
+    (out / DONE_FILE).unlink()  # the partial run is not the run: die before it is done
+    Path(marker).write_text("killed once\n")
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def evaluate_step(out: str, model: str, n: int, reference: str, temperature: dict[str, Any],
+                  max_len: int, seed: int, batch_size: int, classifier_dir: str | None,
+                  target: str, rewards: list[tuple[str, str, dict[str, Any]]], device: str,
+                  precision: str, threads: int, progress: bool) -> None:
+    """Sample ``n`` sketches of ``model`` and evaluate them into ``out`` (``metrics.json``).
+
+    ``rewards``: ``(metric name, reward name, options)`` measured on the samples.
+    """
+    if (Path(out) / "metrics.json").exists():
+        return
+    setup_process(threads)
+    from sketchrl.evaluate import evaluate_model
+    from sketchrl.models.mixture import Temperature
+    from sketchrl.rewards import build_reward
+
+    built = {metric: build_reward(name, options, device) for metric, name, options in rewards}
+    sampling = Temperature(**temperature)
+    evaluate_model(
+        model, n, reference=reference, out_dir=out,
+        temperature=sampling.value if sampling == Temperature(sampling.value) else sampling,
+        seed=seed, max_len=max_len, batch_size=batch_size, device=device, progress=progress,
+        classifier_dir=classifier_dir, target_category=target, rewards=built,
+        precision=precision,
+    )
