@@ -34,8 +34,11 @@ class Reward(ABC):
     def render(self, sketches: Sequence[np.ndarray],
                frames: Sequence[Frame | None] | None = None) -> torch.Tensor:
         """``sketches`` rendered with this reward's options, on its device (``frames``: see
-        :func:`sketchrl.render.render`)."""
-        return render(list(sketches), self.render_options, device=self.device, frames=frames)
+        :func:`sketchrl.render.render`): by Agg on a CPU, by the batched torch rasteriser on a
+        GPU."""
+        backend = "torch" if self.device.type == "cuda" else "agg"
+        return render(list(sketches), self.render_options, device=self.device, frames=frames,
+                      backend=backend)
 
     def score(self, sketches: Sequence[np.ndarray],
               frames: Sequence[Frame | None] | None = None) -> torch.Tensor:

@@ -1,0 +1,314 @@
+"""Time of one fine-tuning batch, split by stage, against baselines and the roofline.
+
+    python benchmarks/bench_rl.py [--batches 7] [--threads 2] [--model sketchrnn:bird]
+
+Prints figures and ratios measured in this run (no assertions):
+1. the matrix rate of this machine for the shapes of a batch (torch matmul), and from it the
+   roofline of a batch: its matrix FLOPs divided by those rates;
+2. the paper's REINFORCE (16 episodes, up to 250 steps, sparse SSIM reward): today's step split
+   into sampling, render, reward, loss, backward and optimiser (and the reference policy, run
+   every ``kl_log_every`` batches), against the step before the speed work (``legacy``) and a
+   naive one (one episode at a time), and against the roofline;
+3. GRPO with several epochs (teacher forcing per minibatch);
+4. dense rewards (every 25 steps) against their sparse batch: classifier and SSIM;
+5. episodes per second against batch size (GRPO, one epoch).
+Each variant runs the same seeds, so the sampled lengths match; medians over the batches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import torch
+from rl_baselines import legacy_log_prob, legacy_sample
+
+from sketchrl.models import load_model
+from sketchrl.rewards import DenseReward
+from sketchrl.rl import RLConfig, Trainer
+from sketchrl.rl.experience import policy_terms
+
+SSIM = {"target": "quickdraw:bird/simplified", "target_index": 0}
+DEVICE = torch.device("cpu")
+
+
+def sync() -> None:
+    """Wait for the GPU (timings of asynchronous work)."""
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize()
+
+
+class Stages:
+    """Wall time per named stage of one batch."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        sync()
+        started = time.perf_counter()
+        yield
+        sync()
+        self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
+
+    @property
+    def total(self) -> float:
+        return sum(self.seconds.values())
+
+
+def matmul_rate(m: int, k: int, n: int, repeats: int = 50) -> float:
+    """GFLOP/s of ``(m, k) @ (k, n)`` on this machine now."""
+    a, b = torch.randn(m, k, device=DEVICE), torch.randn(k, n, device=DEVICE)
+    for _ in range(5):
+        a @ b
+    sync()
+    started = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    sync()
+    return 2 * m * k * n * repeats / (time.perf_counter() - started) / 1e9
+
+
+def roofline_seconds(batch: int, steps: int, hidden: int, out: int, rates: dict) -> float:
+    """Matrix time of one sampled pass and its backward at the measured rates.
+
+    Forward, per step: ``(B, 5) @ (5, 4H)``, ``(B, H) @ (H, 4H)``, ``(B, H) @ (H, O)``;
+    backward: the input gradients per step (``(B, 4H) @ (4H, H)``, ``(B, O) @ (O, H)``) and
+    the weight gradients of all steps at once (``(H, BT) @ (BT, 4H)``, ``(H, BT) @ (BT, O)``).
+    """
+    flops_step = 2 * batch * (5 + hidden) * 4 * hidden
+    flops_out = 2 * batch * hidden * out
+    forward = steps * (flops_step / rates["step"] + flops_out / rates["out"])
+    backward = steps * (2 * batch * 4 * hidden * hidden / rates["dh"] + flops_out / rates["out"])
+    weights = (flops_step + flops_out) * steps / rates["dw"]
+    return (forward + backward + weights) / 1e9
+
+
+def measure_rates(batch: int, hidden: int, out: int, steps: int) -> dict[str, float]:
+    return {
+        "step": matmul_rate(batch, hidden, 4 * hidden),
+        "out": matmul_rate(batch, hidden, out),
+        "dh": matmul_rate(batch, 4 * hidden, hidden),
+        "dw": matmul_rate(hidden, batch * steps, 4 * hidden, repeats=5),
+    }
+
+
+def reinforce_batch(trainer: Trainer, batch_index: int, reference: bool = False) -> tuple:
+    """One update of today's trainer, stage by stage; returns ``(Stages, steps)``."""
+    stages = Stages()
+    trainer.batch_index = batch_index
+    trainer.needs_reference = lambda: False  # timed on its own below
+    one_pass = trainer.config.epochs == 1 and trainer.config.minibatches == 1
+    generator = trainer.batch_generator()
+    with stages("sampling"):
+        rollout = trainer.collect(generator, grad=one_pass)
+    sketches = rollout.to_stroke3()
+    reward = trainer.reward
+    if isinstance(reward, DenseReward):
+        with stages("render + reward (dense)"):
+            batch = trainer.score(rollout)
+    else:
+        with stages("render"):
+            images = reward.render(sketches)
+        with stages("reward"):
+            reward(images, sketches)
+        batch = trainer.score(rollout)  # the reward again, untimed: the Experience
+    if reference:
+        with stages("reference policy"):
+            batch.ref_log_probs = trainer.reference_log_probs(rollout)
+    trainer.algorithm.prepare(batch)
+    config = trainer.config
+    for epoch in range(config.epochs):
+        for index in torch.arange(len(batch)).chunk(config.minibatches):
+            if one_pass and epoch == 0:
+                from sketchrl.rl.experience import PolicyTerms
+
+                terms = PolicyTerms(index, rollout.log_probs, rollout.outputs)
+            else:
+                with stages("teacher forcing"):
+                    terms = policy_terms(trainer.policy, rollout, trainer.temperature, index)
+            with stages("loss"):
+                loss, _ = trainer.algorithm.loss(batch, terms)
+            with stages("backward"):
+                trainer.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                for group in trainer.optimizer.param_groups:
+                    torch.nn.utils.clip_grad_value_(group["params"], config.grad_clip)
+            with stages("optimiser"):
+                trainer.optimizer.step()
+    return stages, rollout.strokes.shape[1]
+
+
+def legacy_batch(trainer: Trainer, batch_index: int) -> tuple[float, int]:
+    """The step before the speed work: sample, teacher-force with grad, run the start policy."""
+    config, policy = trainer.config, trainer.policy
+    sync()
+    started = time.perf_counter()
+    generator = torch.Generator(DEVICE).manual_seed(batch_index)
+    strokes, lengths, mask = legacy_sample(policy, config.batch_size, config.temperature,
+                                           config.max_len, generator)
+    from sketchrl.models import Rollout
+
+    sketches = Rollout(strokes, lengths, torch.zeros_like(mask, dtype=torch.float32),
+                       mask).to_stroke3()
+    returns = trainer.reward.score(sketches)
+    log_probs = legacy_log_prob(policy, strokes, lengths, config.temperature)
+    with torch.no_grad():
+        legacy_log_prob(trainer.start_policy, strokes, lengths, config.temperature)
+    advantages = (returns - returns.mean()) / (returns.std(unbiased=False) + 1e-8)
+    loss = -(advantages * log_probs).mean()
+    trainer.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_value_(trainer.optimizer.param_groups[0]["params"], 1.0)
+    trainer.optimizer.step()
+    sync()
+    return time.perf_counter() - started, strokes.shape[1]
+
+
+def naive_batch(trainer: Trainer, batch_index: int) -> tuple[float, int]:
+    """One episode at a time: sample it, teacher-force it with grad, accumulate the gradient."""
+    config, policy = trainer.config, trainer.policy
+    sync()
+    started = time.perf_counter()
+    generator = torch.Generator(DEVICE).manual_seed(batch_index)
+    episodes = [legacy_sample(policy, 1, config.temperature, config.max_len, generator)
+                for _ in range(config.batch_size)]
+    from sketchrl.models import Rollout
+
+    sketches = [Rollout(s, n, torch.zeros_like(m, dtype=torch.float32), m).to_stroke3()[0]
+                for s, n, m in episodes]
+    returns = trainer.reward.score(sketches)
+    advantages = (returns - returns.mean()) / (returns.std(unbiased=False) + 1e-8)
+    trainer.optimizer.zero_grad(set_to_none=True)
+    for (strokes, lengths, _), advantage in zip(episodes, advantages, strict=True):
+        loss = -advantage * legacy_log_prob(policy, strokes, lengths, config.temperature)[0]
+        (loss / config.batch_size).backward()
+    torch.nn.utils.clip_grad_value_(trainer.optimizer.param_groups[0]["params"], 1.0)
+    trainer.optimizer.step()
+    sync()
+    return time.perf_counter() - started, max(s.shape[1] for s, _, _ in episodes)
+
+
+def make_trainer(model: str, reward: str, options: dict, **settings) -> Trainer:
+    config = RLConfig(model=model, reward=reward, reward_options=options, device=str(DEVICE),
+                      warmup_batches=0, **settings)
+    return Trainer(config)
+
+
+def median_over(batches: int, run: Callable[[int], tuple]) -> tuple:
+    results = [run(100 + k) for k in range(batches)]
+    return results
+
+
+def report_reinforce(args: argparse.Namespace) -> None:
+    trainer = make_trainer(args.model, "ssim", SSIM)
+    hidden = trainer.policy.config.dec_rnn_size
+    out = trainer.policy.config.output_size
+    runs = median_over(args.batches, lambda b: reinforce_batch(trainer, b))
+    steps = [s for _, s in runs]
+    rates = measure_rates(16, hidden, out, int(statistics.median(steps)))
+    print("matrix rates (GFLOP/s, torch matmul, this run): " +
+          ", ".join(f"{k} {v:.0f}" for k, v in rates.items()))
+    current = [stages.total for stages, _ in runs]
+    roof = [roofline_seconds(16, s, hidden, out, rates) for s in steps]
+    legacy = [legacy_batch(trainer, 100 + k)[0] for k in range(args.batches)]
+    naive = [naive_batch(trainer, 100 + k)[0] for k in range(max(2, args.batches // 3))]
+    reference = [reinforce_batch(trainer, 100 + k, reference=True)[0].seconds[
+        "reference policy"] for k in range(3)]
+    print(f"\n== REINFORCE (paper), 16 episodes, sparse SSIM, steps per batch {steps} ==")
+    stage_names = runs[0][0].seconds
+    for name in stage_names:
+        print(f"  {name:<22} {statistics.median(r.seconds[name] for r, _ in runs) * 1e3:8.1f} ms")
+    print(f"  {'reference policy':<22} {statistics.median(reference) * 1e3:8.1f} ms "
+          f"(every kl_log_every = 10 batches, or every batch with a KL term)")
+    med = statistics.median(current)
+    print(f"  {'total':<22} {med * 1e3:8.1f} ms  ({16 / med:.0f} episodes/s)")
+    print(f"  legacy step (before)   {statistics.median(legacy) * 1e3:8.1f} ms  -> "
+          f"today is {statistics.median(legacy) / med:.2f}x faster (target >= 2.5x)")
+    print(f"  naive (per episode)    {statistics.median(naive) * 1e3:8.1f} ms  -> "
+          f"today is {statistics.median(naive) / med:.1f}x faster")
+    ratio = statistics.median(c / r for c, r in zip(current, roof, strict=True))
+    print(f"  roofline               {statistics.median(roof) * 1e3:8.1f} ms  -> "
+          f"today is {ratio:.2f}x the roofline (target <= 1.5x)")
+    learning = statistics.median(r.total - r.seconds["render"] - r.seconds["reward"]
+                                 for r, _ in runs)
+    print(f"  without render+reward  {learning * 1e3:8.1f} ms  -> "
+          f"{statistics.median((r.total - r.seconds['render'] - r.seconds['reward']) / f for (r, _), f in zip(runs, roof, strict=True)):.2f}x the roofline")  # noqa: E501
+
+
+def report_grpo(args: argparse.Namespace) -> None:
+    trainer = make_trainer(args.model, "ssim", SSIM, algorithm="grpo", batch_size=64,
+                           group_size=16, epochs=2, minibatches=2, kl_beta=0.05)
+    runs = median_over(max(3, args.batches // 2), lambda b: reinforce_batch(trainer, b, True))
+    print("\n== GRPO, 4 groups of 16, 2 epochs x 2 minibatches, kl_beta 0.05 ==")
+    for name in runs[0][0].seconds:
+        print(f"  {name:<22} {statistics.median(r.seconds[name] for r, _ in runs) * 1e3:8.1f} ms")
+    med = statistics.median(r.total for r, _ in runs)
+    print(f"  {'total':<22} {med * 1e3:8.1f} ms  ({64 / med:.0f} episodes/s)")
+
+
+def report_dense(args: argparse.Namespace) -> None:
+    from sketchrl.classifiers import ClassifierConfig, build_classifier, save_classifier
+
+    with tempfile.TemporaryDirectory() as folder:
+        config = ClassifierConfig(categories=["owl", "cat", "dog", "bird", "fish"], arch="cnn")
+        save_classifier(build_classifier("cnn", config.categories).eval(), config,
+                        Path(folder) / "clf")
+        classifier = {"model": str(Path(folder) / "clf"), "category": "bird"}
+        print("\n== dense rewards (every 25 steps) against the sparse batch ==")
+        for name, reward, options in (("classifier", "classifier", classifier),
+                                      ("SSIM", "ssim", SSIM)):
+            times = {}
+            for label, settings in (("sparse", {}), ("dense", {"dense_every": 25}),
+                                    ("dense, final frame", {"dense_every": 25,
+                                                            "dense_frame": "final"})):
+                trainer = make_trainer(args.model, reward, options, **settings)
+                runs = median_over(args.batches, lambda b, t=trainer: reinforce_batch(t, b))
+                times[label] = statistics.median(r.total for r, _ in runs)
+            target = 1.3 if name == "classifier" else 1.6
+            print(f"  {name:<10} sparse {times['sparse'] * 1e3:7.1f} ms, dense "
+                  f"{times['dense'] * 1e3:7.1f} ms ({times['dense'] / times['sparse']:.2f}x, "
+                  f"target <= {target}x), final frame "
+                  f"{times['dense, final frame'] / times['sparse']:.2f}x")
+
+
+def report_batch_sizes(args: argparse.Namespace) -> None:
+    print("\n== episodes/s against batch size (GRPO, groups of 16, one epoch, SSIM) ==")
+    for size in (16, 32, 64, 128):
+        trainer = make_trainer(args.model, "ssim", SSIM, algorithm="grpo", batch_size=size,
+                               group_size=16)
+        runs = median_over(max(3, args.batches // 2), lambda b, t=trainer: reinforce_batch(t, b))
+        seconds = statistics.median(r.total for r, _ in runs)
+        print(f"  batch {size:>3}: {seconds * 1e3:8.1f} ms per batch, {size / seconds:6.0f} "
+              "episodes/s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--batches", type=int, default=7, help="batches per variant")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    parser.add_argument("--model", default="sketchrnn:bird")
+    parser.add_argument("--only", choices=("reinforce", "grpo", "dense", "sizes"))
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    args = parser.parse_args()
+    global DEVICE
+    DEVICE = torch.device(args.device)
+    torch.set_num_threads(args.threads)
+    load_model(args.model)  # fetch once before timing
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {DEVICE}"
+          + (f" ({torch.cuda.get_device_name()})" if DEVICE.type == "cuda" else ""))
+    sections = {"reinforce": report_reinforce, "grpo": report_grpo, "dense": report_dense,
+                "sizes": report_batch_sizes}
+    for name, report in sections.items():
+        if args.only in (None, name):
+            report(args)
+
+
+if __name__ == "__main__":
+    main()
