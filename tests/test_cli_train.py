@@ -1,0 +1,82 @@
+"""`sketchrl train` on bad input and after faults: one line, no lost work, honest summaries."""
+
+from __future__ import annotations
+
+import pytest
+
+from sketchrl.cli.main import main
+from sketchrl.models import save_model
+from sketchrl.rl import read_metrics
+from sketchrl.rl.run_files import MetricsLog
+from tests.test_rl_trainer import tiny_vae
+
+
+@pytest.fixture
+def config_file(tmp_path, shared_assets):
+    model_dir = tmp_path / "model"
+    save_model(tiny_vae(), model_dir)
+    path = tmp_path / "run.toml"
+    path.write_text(
+        f'model = "{model_dir}"\nreward = "ssim"\nepisodes = 32\nbatch_size = 8\n'
+        'max_len = 20\nwarmup_batches = 1\ncheckpoint_every = 2\ndevice = "cpu"\n'
+        'algorithm = "grpo"\ngroup_size = 4\nepochs = 2\n'
+        '[reward_options]\ntarget = "quickdraw:bird/simplified"\n'
+    )
+    return path
+
+
+def test_resume_of_a_folder_without_a_run_says_so(tmp_path, capsys):
+    assert main(["train", "--resume", "--out", str(tmp_path / "nothing"), "--quiet"]) == 2
+    error = capsys.readouterr().err
+    assert "holds no run to resume" in error and "classifier" not in error
+    assert not (tmp_path / "nothing").exists()
+
+
+def test_a_run_killed_before_its_first_checkpoint_points_to_resume(tmp_path, config_file,
+                                                                  capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    from sketchrl.rl import load_rl_config
+
+    load_rl_config(config_file).save_json(out / "rl_config.json")
+    (out / "metrics.csv").write_text("batch,episodes\n1,8\n")
+    assert main(["train", "--config", str(config_file), "--out", str(out), "--quiet"]) == 2
+    assert "pass --resume to start it again" in capsys.readouterr().err
+    assert main(["train", "--config", str(config_file), "--out", str(out), "--resume",
+                 "--quiet"]) == 0
+    assert len(read_metrics(out / "metrics.csv")) == 4
+
+
+def test_resumed_run_sums_every_attempt_and_keeps_every_tensorboard_event(tmp_path,
+                                                                         config_file, capsys):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(config_file), "--set", "episodes=16", "--out",
+                 str(out), "--quiet"]) == 0
+    first = capsys.readouterr().out
+    assert "2 batches" in first and "attempts" not in first
+    assert main(["train", "--config", str(config_file), "--out", str(out), "--resume",
+                 "--quiet"]) == 0
+    summary = capsys.readouterr().out
+    assert "4 batches (32 episodes, grpo)" in summary and "over 2 attempts" in summary
+    events = EventAccumulator(str(out / "tb")).Reload()
+    assert [e.step for e in events.Scalars("rl/reward_mean")] == [1, 2, 3, 4]
+
+
+def test_metrics_log_rewrites_tensorboard_from_the_kept_rows(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    log = MetricsLog(tmp_path)
+    for batch in (1, 2, 3):
+        log.write({"batch": batch, "episodes": 8 * batch, "reward_mean": 0.1 * batch,
+                   "kl_to_start": float("nan")})
+    log.close()
+    # an attempt killed after batch 3 resumed from the checkpoint of batch 2
+    log = MetricsLog(tmp_path, start_batch=2)
+    log.write({"batch": 3, "episodes": 24, "reward_mean": 0.5, "kl_to_start": 0.2})
+    log.close()
+    events = EventAccumulator(str(tmp_path / "tb")).Reload()
+    rewards = [(e.step, round(e.value, 3)) for e in events.Scalars("rl/reward_mean")]
+    assert rewards == [(1, 0.1), (2, 0.2), (3, 0.5)]
+    assert [e.step for e in events.Scalars("rl/kl_to_start")] == [3]  # nan is not logged
