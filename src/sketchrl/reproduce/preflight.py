@@ -30,7 +30,10 @@ def preflight(study: Study) -> None:
     from sketchrl.models import load_model
     from sketchrl.rewards import build_reward
 
+    from sketchrl.devices import resolve_device
+
     preset = study.preset
+    resolve_device(study.device)
     check_writable(study.paths.root)
     load_model(preset.model)  # the pretrained model (fetched once, then cached)
     for task in preset.tasks:

@@ -211,7 +211,6 @@ def load_rl_config(path: str | Path | None, overrides: list[str] | None = None) 
         except tomllib.TOMLDecodeError as error:
             raise ConfigError(f"{path}: invalid TOML ({error})") from None
     values.setdefault("reward_options", {})
-    values["reward_options"] = dict(values["reward_options"])
     config = RLConfig.from_dict(values)
     return apply_overrides(config, overrides or [])
 
