@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from sketchrl.classifiers import (
+    NETWORKS,
     ClassifierConfig,
     build_classifier,
     load_classifier,
@@ -146,3 +147,27 @@ def test_config_validation_and_errors(tmp_path, shared_assets):
                          tmp_path / "out", progress=False)
     with pytest.raises(DataError, match="classifier train"):
         load_classifier(tmp_path)
+
+
+def test_architecture_names_match_the_networks_and_need_no_torch():
+    import subprocess
+    import sys
+
+    from sketchrl import classifiers
+    from sketchrl.classifiers.config import ARCHITECTURES
+
+    assert list(ARCHITECTURES) == list(NETWORKS)
+    assert sorted(classifiers.__all__) == sorted(classifiers._WHERE)
+    code = ("import sys\nfrom sketchrl.classifiers.config import ClassifierConfig\n"
+            "ClassifierConfig()\nprint('torch' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True, timeout=120)
+    assert result.stdout.strip() == "False"
+
+
+def test_train_checks_the_folder_and_device_before_loading_data(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    config = ClassifierConfig(**{**TINY, "categories": ["owl", "unicorn"]})
+    with pytest.raises(DataError, match="is a file, not a folder"):
+        train_classifier(config, blocker / "out", progress=False)

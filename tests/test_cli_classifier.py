@@ -98,3 +98,19 @@ def test_predict_errors_are_one_line(tmp_path, capsys, shared_assets):
         assert main(["classifier", "predict", "--model", str(tmp_path / "m"), bad_input]) == 2
         err = capsys.readouterr().err
         assert len(err.strip().splitlines()) == 1 and named in err
+
+
+def test_predict_skip_bad_and_corrupt_json_config(untrained_classifier_dir, tmp_path, capsys):
+    good = json.dumps({"word": "owl", "drawing": [[[0, 10, 20], [0, 5, 0]]]})
+    ndjson = tmp_path / "owl.ndjson"
+    ndjson.write_text(f"{good}\nnot json\n{good}\n")
+    argv = ["classifier", "predict", "--model", str(untrained_classifier_dir), str(ndjson)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "line 2" in err and "--skip-bad" in err
+    assert main([*argv, "--skip-bad"]) == 0
+    assert [r["index"] for r in read_lines(capsys.readouterr().out)] == [0, 1]
+    (untrained_classifier_dir / "classifier_config.json").write_text('{"epochs": "ten"}')
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "classifier_config.json" in err

@@ -64,6 +64,7 @@ def test_fetch_shows_progress_unless_quiet(mirror_url, capsys):
         (["fetch", "sketchrnn:bird", "quickdraw:owl/png"], "quickdraw:<category>/"),
         (["fetch", "sketchrnn:owl"], "categories there"),
         (["fetch", "sketchrnn:bird", "--asset-url", "/no/such/dir"], "SKETCHRL_ASSET_URL"),
+        (["fetch", "sketchrnn:bird", "--asset-url", "http://[::1"], "not a valid URL"),
     ],
 )
 def test_fetch_errors_are_one_line_and_exit_2(argv, expected, capsys):
@@ -95,3 +96,32 @@ def test_fetch_help_explains_names_and_environment(capsys):
                      "SKETCHRL_ASSET_URL", "SKETCHRL_HOME", "--asset-url", "--quiet",
                      "sketchrl fetch sketchrnn:bird"]:
         assert expected in help_text
+
+
+def test_fetch_removes_parts_left_by_a_killed_download(mirror_url, shared_assets, capsys):
+    """`kill -9` during a download leaves `.<name>.<random>.part`; the next fetch removes it,
+    but never one a running download holds locked, nor another asset's."""
+    import fcntl
+    import os
+    import time
+
+    folder = sketchrl_home() / "assets" / Path(BIRD_MODEL).parent
+    folder.mkdir(parents=True)
+    stale = folder / ".bird.gen.json.k9x2a.part"
+    live = folder / ".bird.gen.json.live1.part"
+    other = folder / ".owl.gen.json.k9x2a.part"
+    for part in (stale, live, other):
+        part.write_bytes(b"half a download")
+        hour_ago = time.time() - 3600
+        os.utime(part, (hour_ago, hour_ago))
+    with live.open("rb") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a running download holds it
+        assert main(["fetch", "sketchrnn:bird", "--asset-url", mirror_url, "--quiet"]) == 0
+    assert not stale.exists() and live.exists() and other.exists()
+    assert (folder / "bird.gen.json").read_bytes() == (shared_assets / BIRD_MODEL).read_bytes()
+    capsys.readouterr()
+    live.unlink()
+    stale.write_bytes(b"killed again")  # leftovers are also cleaned when the file is cached
+    os.utime(stale, (time.time() - 60, time.time() - 60))
+    assert main(["fetch", "sketchrnn:bird", "--asset-url", mirror_url, "--quiet"]) == 0
+    assert not stale.exists()

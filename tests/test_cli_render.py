@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import xml.etree.ElementTree as ElementTree
 
 import numpy as np
@@ -113,5 +114,31 @@ def test_help_describes_every_option(capsys):
     with pytest.raises(SystemExit):
         main(["render", "--help"])
     text = capsys.readouterr().out
-    for option in ("--out", "--size", "--line-width", "--limit", "--split", "--grid"):
+    for option in ("--out", "--size", "--line-width", "--limit", "--split", "--grid",
+                   "--skip-bad"):
         assert option in text
+
+
+def ndjson_with_a_bad_line(path):
+    good = json.dumps({"word": "cat", "drawing": [[[0, 10, 20], [0, 5, 0]]]})
+    path.write_text("\n".join([good, '{"word": "cat", "drawing": [[[0, 1], [0]]]}', good]) + "\n")
+    return path
+
+
+def test_skip_bad_skips_bad_ndjson_lines_and_the_error_names_it(tmp_path, capsys):
+    path = ndjson_with_a_bad_line(tmp_path / "cat.ndjson")
+    assert main(["render", str(path), "--out", str(tmp_path / "out"), "--no-progress"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "cat.ndjson, line 2" in error and "--skip-bad" in error and "\n" not in error
+    assert not (tmp_path / "out").exists()
+    out = tmp_path / "kept"
+    assert main(["render", str(path), "--out", str(out), "--skip-bad", "--no-progress"]) == 0
+    assert sorted(p.name for p in out.glob("*.png")) == ["0000.png", "0001.png", "grid.png"]
+
+
+def test_huge_image_size_is_refused(tmp_path, capsys):
+    samples = save_samples(tmp_path / "samples.npz", [square(3.0)])
+    with pytest.raises(SystemExit) as exit_info:
+        main(["render", str(samples), "--out", str(tmp_path / "o"), "--size", "100000"])
+    error = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and "more than the 4096 allowed" in error

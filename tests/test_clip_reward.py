@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 import torch
@@ -11,6 +9,8 @@ import torch
 from sketchrl.errors import AssetError, ConfigError
 from sketchrl.render import CLIP_OPTIONS, render
 from sketchrl.rewards import CLIPReward, build_prompts, build_reward
+from sketchrl.rewards import clip as clip_module
+from sketchrl.rewards.clip import MissingCLIPWeights
 
 
 def sketches() -> list[np.ndarray]:
@@ -107,19 +107,69 @@ def test_local_weights_file_is_loaded(clip_reward, batch_scores, tmp_path):
     assert float(loaded.score(sketches()[:1])[0]) == pytest.approx(float(batch_scores[0]), abs=1e-5)
 
 
-def test_missing_weights_are_a_one_line_asset_error(monkeypatch, tmp_path):
+@pytest.fixture
+def empty_hub_cache(monkeypatch, tmp_path):
+    """An empty Hugging Face cache; open_clip's download must never be tried (checked after the
+    test: with no network its hub retries take about a minute)."""
     import huggingface_hub.constants
+    import open_clip
 
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    def no_download(*args, **kwargs):
+        downloads.append(args)
+        raise RuntimeError("open_clip tried to download (its retries take a minute offline)")
+
+    downloads: list = []
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
-    started = time.perf_counter()
-    with pytest.raises(AssetError) as error:
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # open_clip's cache of URL downloads
+    monkeypatch.setattr(open_clip, "download_pretrained", no_download)
+    yield tmp_path / "hub"
+    assert downloads == [], "a download was tried"
+
+
+def test_missing_weights_offline_are_one_line_without_a_download(monkeypatch, empty_hub_cache):
+    probed = []
+    monkeypatch.setattr(clip_module, "probe", lambda url: probed.append(url) or "cannot reach "
+                        "huggingface.co (gaierror: no network?)")
+    with pytest.raises(MissingCLIPWeights) as error:
         build_reward("clip", {"pretrained": "openai"})
-    assert time.perf_counter() - started < 10
     message = str(error.value)
-    assert "\n" not in message and "reward.weights=PATH" in message
+    assert probed and "huggingface" in probed[0]
+    assert "\n" not in message and "not in the local cache" in message
+    assert "--clip-weights FILE" in message and "--set reward.weights=FILE" in message
+    assert isinstance(error.value, AssetError)
     with pytest.raises(AssetError, match="not found"):
-        build_reward("clip", {"weights": str(tmp_path / "missing.pt")})
+        build_reward("clip", {"weights": str(empty_hub_cache / "missing.pt")})
     with pytest.raises(ConfigError, match="valid: openai"):
         build_reward("clip", {"pretrained": "no-such-tag"})
+
+
+def test_hf_hub_offline_skips_the_probe(monkeypatch, empty_hub_cache):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(clip_module, "probe", lambda url: pytest.fail("probed while offline"))
+    with pytest.raises(MissingCLIPWeights, match="HF_HUB_OFFLINE is set"):
+        build_reward("clip", {"pretrained": "openai"})
+
+
+def test_probe_answers_without_a_server():
+    reason = clip_module.probe("https://sketchrl-test.invalid/", timeout=1.0)  # never resolves
+    assert reason is not None and "sketchrl-test.invalid" in reason
+    assert clip_module.probe("not a url") is not None
+
+
+def test_cached_hub_weights_are_found_without_network(empty_hub_cache):
+    import open_clip
+
+    config = open_clip.get_pretrained_cfg("ViT-B-32", "openai")
+    model_id = config["hf_hub"].strip("/")
+    snapshot = empty_hub_cache / f"models--{model_id.replace('/', '--')}" / "snapshots" / "abc"
+    snapshot.mkdir(parents=True)
+    (snapshot.parent.parent / "refs").mkdir()
+    (snapshot.parent.parent / "refs" / "main").write_text("abc")
+    weights = snapshot / "open_clip_model.safetensors"
+    weights.write_bytes(b"not really weights")
+    assert clip_module.cached_clip_checkpoint(config) == str(weights)
+    path = clip_module.resolve_clip_checkpoint("ViT-B-32", "openai", None)
+    assert path == str(weights)

@@ -374,3 +374,27 @@ def test_stroke_dataset_workers_draw_different_augmentations():
     loader = DataLoader(dataset, batch_size=2, num_workers=2)
     first, second = [batch[:, 0, 0] for batch, _ in loader]  # one batch per worker
     assert not torch.allclose(first, second)
+
+
+def test_load_sketches_skip_bad_and_the_hint(tmp_path):
+    path = write_lines(tmp_path / "cat.ndjson", [json.dumps(GOOD), "{oops", json.dumps(GOOD)])
+    with pytest.raises(DataError, match=r"line 2: .*skip bad lines with --skip-bad"):
+        load_sketches(path)
+    assert len(load_sketches(path, skip_bad=True)) == 2
+
+
+def test_importing_the_package_loads_no_numpy_or_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys, sketchrl.data, sketchrl.data.common\n"
+            "from sketchrl.data import writable_directory\n"
+            "print(sorted({'numpy', 'torch'} & set(sys.modules)))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True, timeout=120)
+    assert result.stdout.strip() == "[]"
+    import sketchrl.data as data
+
+    assert sorted(data.__all__) == sorted(data._WHERE) and "StrokeDataset" in dir(data)
+    with pytest.raises(AttributeError):
+        data.no_such_name  # noqa: B018

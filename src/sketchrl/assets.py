@@ -15,23 +15,20 @@ the server (read in place, nothing is copied).
 
 from __future__ import annotations
 
-import http.client
 import logging
 import os
-import tempfile
-import urllib.error
+import time
 import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
-
-import platformdirs
-from tqdm.auto import tqdm
+from typing import TYPE_CHECKING, BinaryIO
 
 from sketchrl import __version__
 from sketchrl.errors import AssetError
+
+if TYPE_CHECKING:  # imported where used: `sketchrl fetch --help` stays fast
+    import http.client
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +38,8 @@ HOME_ENV = "SKETCHRL_HOME"
 TIMEOUT_S = 30.0
 CHUNK_BYTES = 1 << 16
 MAX_LISTED = 40  # categories named in a "missing from the local mirror" error
+#: A leftover ``.part`` file younger than this may belong to a download that is starting.
+STALE_PART_AGE_S = 2.0
 MIRROR_HINT = (
     f"point {ASSET_URL_ENV} (or --asset-url) at a mirror: an http(s) URL or a local directory "
     "with the same layout"
@@ -142,16 +141,25 @@ def sketchrl_home() -> Path:
     configured = os.environ.get(HOME_ENV, "").strip()
     if configured:
         return Path(configured).expanduser()
+    import platformdirs
+
     return Path(platformdirs.user_cache_dir("sketchrl"))
 
 
 def _local_directory(base: str) -> Path | None:
     """The directory a non-http base names, or None for an http(s) URL."""
-    scheme = urllib.parse.urlparse(base).scheme.lower()
+    try:
+        parsed = urllib.parse.urlparse(base)
+    except ValueError as error:  # e.g. "http://[::1" (an unclosed IPv6 bracket)
+        message = f"asset base {base!r} is not a valid URL ({error}); {MIRROR_HINT}"
+        raise AssetError(message) from None
+    scheme = parsed.scheme.lower()
     if scheme in ("http", "https"):
         return None
     if scheme == "file":
-        return Path(urllib.request.url2pathname(urllib.parse.urlparse(base).path))
+        from urllib.request import url2pathname
+
+        return Path(url2pathname(parsed.path))
     if scheme and len(scheme) > 1:  # "C:" drive letters are not schemes
         raise AssetError(f"asset base {base!r} has unsupported scheme {scheme!r}; {MIRROR_HINT}")
     return Path(base).expanduser()
@@ -195,6 +203,7 @@ def resolve(
     cache = Path(cache_dir) if cache_dir is not None else sketchrl_home() / "assets"
     for relative in relative_paths:
         cached = cache / relative
+        remove_stale_parts(cached)
         if cached.is_file():
             logger.debug("using cached %s", cached)
             return cached
@@ -236,8 +245,66 @@ def _categories_in(directory: Path, layout: AssetLayout) -> Iterator[str]:
                     yield path.name[: -len(layout.suffix)]
 
 
+def remove_stale_parts(target: Path) -> list[Path]:
+    """Delete leftover ``.<name>.*.part`` files of ``target`` (a download killed with
+    ``kill -9`` or a power cut); returns them. A ``.part`` that a running download holds
+    locked (or, where locks are unavailable, one written to in the last hour) is kept."""
+    if not target.parent.is_dir():
+        return []
+    removed = []
+    for part in target.parent.glob(f".{_glob_escape(target.name)}.*.part"):
+        try:
+            young = time.time() - part.stat().st_mtime < STALE_PART_AGE_S
+            if young or not _unlink_if_unlocked(part):
+                continue
+        except OSError:  # vanished meanwhile, or not ours to delete
+            continue
+        logger.info("removed %s, left over by an interrupted download", part)
+        removed.append(part)
+    return removed
+
+
+def _glob_escape(name: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
+
+
+def _unlink_if_unlocked(part: Path) -> bool:
+    """Unlink ``part`` unless another process holds its lock; whether it was removed."""
+    try:
+        import fcntl
+    except ImportError:  # no POSIX locks: only hour-old parts count as abandoned
+        if time.time() - part.stat().st_mtime < 3600:
+            return False
+        part.unlink()
+        return True
+    with part.open("rb") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        part.unlink()
+    return True
+
+
+def _lock(handle: BinaryIO) -> None:
+    """Hold an exclusive lock on a ``.part`` file while it is written (released at exit, also
+    on ``kill -9``), so that :func:`remove_stale_parts` never deletes a live download."""
+    try:
+        import fcntl
+    except ImportError:
+        return
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:  # a file system without locks: the age rule still protects it
+        logger.debug("cannot lock %s", handle.name)
+
+
 def _download(url: str, target: Path, *, desc: str, progress: bool) -> bool:
     """Download ``url`` to ``target`` atomically; False on HTTP 404, AssetError otherwise."""
+    import http.client
+    import urllib.error
+    import urllib.request
+
     request = urllib.request.Request(url, headers={"User-Agent": f"sketchrl/{__version__}"})
     logger.info("downloading %s", url)
     try:
@@ -264,12 +331,16 @@ def _stream_to_file(
     response: http.client.HTTPResponse, url: str, target: Path, *, desc: str, progress: bool
 ) -> None:
     """Write the body to a temp file beside ``target``, check its length, then rename it."""
+    import tempfile
+
     header = response.headers.get("Content-Length")
     expected = int(header) if header and header.strip().isdigit() else None
     target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_parts(target)
     fd, temp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
     try:
         with os.fdopen(fd, "wb") as out:
+            _lock(out)
             received = _copy_body(response, out, url, expected, desc=desc, progress=progress)
         if expected is not None and received != expected:
             raise AssetError(
@@ -293,6 +364,10 @@ def _copy_body(
     progress: bool,
 ) -> int:
     """Copy the response body to ``out`` with a byte progress bar; the number of bytes copied."""
+    import http.client
+
+    from tqdm.auto import tqdm
+
     received = 0
     with tqdm(
         total=expected, unit="B", unit_scale=True, unit_divisor=1024, desc=desc,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 
-from sketchrl.classifiers.networks import NETWORKS
 from sketchrl.config import Config
 from sketchrl.errors import ConfigError
 
@@ -13,6 +12,9 @@ PAPER_CATEGORIES = ("owl", "cat", "dog", "bird", "fish")
 #: Disjoint halves of every category's bitmaps: the reward classifier and the independent
 #: evaluation classifier never see the same drawing.
 SUBSETS = ("reward", "eval")
+#: Names of the networks (``sketchrl.classifiers.networks.NETWORKS`` has a factory for each);
+#: kept here so that the config and the command line need no torch.
+ARCHITECTURES = ("resnet18", "cnn")
 
 
 @dataclasses.dataclass
@@ -55,8 +57,8 @@ class ClassifierConfig(Config):
             )
         if len(set(self.categories)) != len(self.categories):
             raise ConfigError(f"categories={self.categories!r}: each category only once")
-        if self.arch not in NETWORKS:
-            raise ConfigError(f"unknown arch {self.arch!r}; valid: {', '.join(NETWORKS)}")
+        if self.arch not in ARCHITECTURES:
+            raise ConfigError(f"unknown arch {self.arch!r}; valid: {', '.join(ARCHITECTURES)}")
         if self.subset not in SUBSETS:
             raise ConfigError(f"unknown subset {self.subset!r}; valid: {', '.join(SUBSETS)}")
         checks = [

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from sketchrl.classifiers.networks import QuickDrawClassifier, build_classifier
-from sketchrl.errors import DataError
+from sketchrl.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
     from sketchrl.classifiers.config import ClassifierConfig
@@ -45,11 +45,17 @@ def save_classifier(
 def load_classifier(
     directory: str | Path, device: str | torch.device | None = None
 ) -> QuickDrawClassifier:
-    """A classifier saved by ``train_classifier``, in eval mode on ``device`` (None = cpu)."""
+    """A classifier saved by ``train_classifier``, in eval mode on ``device`` (None = cpu).
+
+    DataError (one line naming the file) when a file is missing, corrupt or does not match.
+    """
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     from sketchrl.classifiers.config import ClassifierConfig
+    from sketchrl.devices import resolve_device
 
+    target = resolve_device(device)
     directory = Path(directory)
     missing = [name for name in (WEIGHTS_FILE, CONFIG_FILE) if not (directory / name).is_file()]
     if missing:
@@ -57,23 +63,33 @@ def load_classifier(
             f"{directory} is not a trained classifier (missing {', '.join(missing)}); train one "
             f"with `sketchrl classifier train --out {directory}`"
         )
-    config = ClassifierConfig.load_json(directory / CONFIG_FILE)
+    try:
+        config = ClassifierConfig.load_json(directory / CONFIG_FILE)
+    except ConfigError as error:
+        raise DataError(f"{directory / CONFIG_FILE}: {error}; train the classifier again") from None
     classifier = build_classifier(config.arch, config.categories)
     try:
         classifier.load_state_dict(load_file(str(directory / WEIGHTS_FILE)))
-    except (RuntimeError, OSError) as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error)
-        raise DataError(f"{directory / WEIGHTS_FILE}: cannot load weights ({first_line})") from None
-    return classifier.to(device or "cpu").eval()
+    except (SafetensorError, RuntimeError, OSError, ValueError) as error:
+        lines = str(error).strip().splitlines()
+        reason = lines[0][:200] if lines else type(error).__name__
+        raise DataError(
+            f"{directory / WEIGHTS_FILE}: cannot load the classifier's weights ({reason}); "
+            "the file is corrupt or from another classifier: train it again"
+        ) from None
+    return classifier.to(target).eval()
 
 
-def load_input_bitmaps(source: str | Path) -> tuple[torch.Tensor, float]:
+def load_input_bitmaps(
+    source: str | Path, *, skip_bad: bool = False
+) -> tuple[torch.Tensor, float]:
     """28x28 bitmaps ``(B, 1, 28, 28)`` and their ink value from a file or an asset name.
 
     ``.npy`` / ``.bin`` files are ``numpy_bitmap`` drawings, used as they are (ink 1); any other
     file (ndjson, sketch-rnn ``.npz``, samples ``.npz``) is read with
     ``sketchrl.data.load_sketches`` and drawn with ``QUICKDRAW_OPTIONS``. A name such as
     ``quickdraw:owl/numpy_bitmap`` that is not a file is resolved with ``sketchrl.assets``.
+    ``skip_bad=True`` skips bad ndjson lines instead of raising.
     """
     path = Path(source)
     if not path.exists():
@@ -90,7 +106,7 @@ def load_input_bitmaps(source: str | Path) -> tuple[torch.Tensor, float]:
     from sketchrl.data import load_sketches
     from sketchrl.render import QUICKDRAW_OPTIONS, render
 
-    images = render(load_sketches(path), QUICKDRAW_OPTIONS)
+    images = render(load_sketches(path, skip_bad=skip_bad), QUICKDRAW_OPTIONS)
     return images, 1.0 if QUICKDRAW_OPTIONS.ink_on_black else 0.0
 
 
@@ -116,7 +132,9 @@ def classify_bitmaps(
     return records
 
 
-def classify_file(classifier: QuickDrawClassifier, source: str | Path) -> list[dict[str, Any]]:
+def classify_file(
+    classifier: QuickDrawClassifier, source: str | Path, *, skip_bad: bool = False
+) -> list[dict[str, Any]]:
     """Classify every drawing of a file (see ``load_input_bitmaps``)."""
-    bitmaps, ink = load_input_bitmaps(source)
+    bitmaps, ink = load_input_bitmaps(source, skip_bad=skip_bad)
     return classify_bitmaps(classifier, bitmaps, ink=ink)

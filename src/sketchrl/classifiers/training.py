@@ -181,9 +181,13 @@ def train_classifier(
     """Train, measure on the held-out bitmaps and save to ``out_dir``; returns the metrics.
 
     Writes ``classifier.safetensors``, ``classifier_config.json`` and ``metrics.json``
-    (existing files of those names are replaced; nothing else is touched).
+    (existing files of those names are replaced; nothing else is touched). The folder and the
+    device are checked before any work.
     """
+    from sketchrl.data.common import writable_directory
+
     started = time.perf_counter()
+    writable_directory(out_dir)
     device = resolve_device(config.device, default="auto")
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)

@@ -6,15 +6,8 @@ import argparse
 import json
 import sys
 
-from sketchrl.classifiers import (
-    NETWORKS,
-    PAPER_CATEGORIES,
-    SUBSETS,
-    ClassifierConfig,
-    classify_file,
-    load_classifier,
-    train_classifier,
-)
+from sketchrl.classifiers.config import ARCHITECTURES, PAPER_CATEGORIES, SUBSETS, ClassifierConfig
+from sketchrl.cli.sample import seed_value
 from sketchrl.config import parse_value
 
 DEFAULTS = ClassifierConfig()
@@ -68,7 +61,7 @@ def _register_train(actions: argparse._SubParsersAction) -> None:
         help="comma-separated categories, in output order (default: %(default)s)",
     )
     train.add_argument(
-        "--arch", choices=sorted(NETWORKS), default=DEFAULTS.arch,
+        "--arch", choices=sorted(ARCHITECTURES), default=DEFAULTS.arch,
         help="network: cnn (small, fast on a CPU) or resnet18 (the paper's evaluation "
         "classifier; about 15x slower to train on a CPU) (default: %(default)s)",
     )
@@ -89,7 +82,7 @@ def _register_train(actions: argparse._SubParsersAction) -> None:
         "--lr", type=float, default=DEFAULTS.lr, help="peak learning rate (default: %(default)s)"
     )
     train.add_argument(
-        "--seed", type=int, default=DEFAULTS.seed,
+        "--seed", type=seed_value, default=DEFAULTS.seed,
         help="seed of initialisation, batch order and augmentation; not of the data split "
         "(default: %(default)s)",
     )
@@ -132,10 +125,17 @@ def _register_predict(actions: argparse._SubParsersAction) -> None:
     predict.add_argument(
         "--device", default=None, help="where the classifier runs: cpu or cuda[:N] (default: cpu)"
     )
+    predict.add_argument(
+        "--skip-bad", action="store_true",
+        help="skip (and count) bad lines of an .ndjson input instead of stopping at the first",
+    )
     predict.set_defaults(func=run_predict)
 
 
 def run_train(args: argparse.Namespace) -> int:
+    """Train and report; --out and --device are checked before any work."""
+    from sketchrl.classifiers.training import train_classifier
+
     config = ClassifierConfig(
         categories=parse_value(args.categories, list[str], "categories"),
         arch=args.arch,
@@ -163,8 +163,11 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_predict(args: argparse.Namespace) -> int:
+    """One JSON line per drawing on stdout."""
+    from sketchrl.classifiers.predict import classify_file, load_classifier
+
     classifier = load_classifier(args.model, device=args.device)
-    for record in classify_file(classifier, args.input):
+    for record in classify_file(classifier, args.input, skip_bad=args.skip_bad):
         sys.stdout.write(json.dumps(record) + "\n")
     sys.stdout.flush()
     return 0

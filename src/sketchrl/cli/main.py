@@ -2,7 +2,12 @@
 
 Each subcommand lives in its own module of this package and exposes
 ``register(subparsers)``, which adds its parser and sets ``func`` to a callable
-``func(args) -> int | None``.
+``func(args) -> int | None``. To add a command, add its module name to SUBCOMMAND_MODULES.
+
+Start-up stays fast (``sketchrl --help`` well under a second): this module and every
+subcommand module import only the standard library and light sketchrl modules
+(``sketchrl.errors``, ``sketchrl.config``, ...) at module level; torch, numpy and the rest are
+imported inside each command's ``run``. ``tests/test_reliability.py`` checks it.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ SUBCOMMAND_MODULES = (
     "fetch",
     "render",
     "sample",
+    "complete",
+    "export",
     "pretrain",
     "classifier",
     "train",
@@ -27,8 +34,15 @@ SUBCOMMAND_MODULES = (
 )
 
 
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line (what is wrong, where to look)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="sketchrl",
         description=(
             "Fine-tune SketchRNN with reinforcement learning on rewards computed from the "
@@ -57,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except SketchRLError as error:
-        print(f"sketchrl {args.command}: error: {error}", file=sys.stderr)
+        message = " ".join(str(error).split())
+        print(f"sketchrl {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"sketchrl {args.command}: interrupted", file=sys.stderr)

@@ -77,6 +77,8 @@ def parse_settings(items: list[str]) -> dict[str, str]:
 
 def run(args: argparse.Namespace) -> int:
     """Build the PretrainConfig from the arguments (or the saved run) and train."""
+    from sketchrl.data.common import writable_directory
+    from sketchrl.devices import resolve_device
     from sketchrl.models.pretrain import (
         PretrainConfig,
         check_out_dir,
@@ -85,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
         with_settings,
     )
 
+    writable_directory(args.out)
     check_out_dir(Path(args.out), args.resume)
     config = load_pretrain_config(args.out) if args.resume else PretrainConfig()
     settings = parse_settings(args.set)
@@ -97,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
     config = with_settings(config, settings)
     if args.data:
         config = dataclasses.replace(config, data=list(args.data))
+    resolve_device(config.device)  # e.g. cuda without a GPU: one line, before any work
     result = pretrain(config, args.out, resume=args.resume, progress=not args.quiet)
     split, rows = ("valid", result.valid) if result.valid else ("train", result.train)
     summary = f" (last {split} loss {rows[-1]['loss']:.4f})" if rows else ""

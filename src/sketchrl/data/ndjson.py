@@ -80,8 +80,8 @@ def iter_ndjson(
             except _BadLine as exc:
                 if not skip_bad:
                     raise DataError(
-                        f"{path}, line {number}: {exc}; fix or remove the line, or pass "
-                        "skip_bad=True to skip bad lines"
+                        f"{path}, line {number}: {exc}; fix or remove the line, or skip bad "
+                        "lines with --skip-bad (skip_bad=True)"
                     ) from None
                 if counter is not None:
                     counter[0] += 1

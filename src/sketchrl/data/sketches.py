@@ -16,11 +16,11 @@ from sketchrl.errors import ConfigError, DataError
 __all__ = ["load_sketches"]
 
 
-def _load_ndjson(path: Path, split: str) -> list[np.ndarray]:
-    return load_ndjson_stroke3(path)
+def _load_ndjson(path: Path, split: str, skip_bad: bool) -> list[np.ndarray]:
+    return load_ndjson_stroke3(path, skip_bad=skip_bad)
 
 
-def _load_npz(path: Path, split: str) -> list[np.ndarray]:
+def _load_npz(path: Path, split: str, skip_bad: bool) -> list[np.ndarray]:
     names = set(npz_member_names(path))
     if {"strokes", "lengths"} <= names:
         return load_samples(path)
@@ -32,15 +32,19 @@ def _load_npz(path: Path, split: str) -> list[np.ndarray]:
     )
 
 
-_LOADERS: dict[str, Callable[[Path, str], list[np.ndarray]]] = {
+_LOADERS: dict[str, Callable[[Path, str, bool], list[np.ndarray]]] = {
     ".ndjson": _load_ndjson,
     ".npz": _load_npz,
 }
 
 
-def load_sketches(path: PathLike, *, split: str = "test") -> list[np.ndarray]:
+def load_sketches(
+    path: PathLike, *, split: str = "test", skip_bad: bool = False
+) -> list[np.ndarray]:
     """Float32 stroke-3 sketches from an ``.ndjson`` (raw or simplified Quick, Draw!), a
     ``samples.npz`` or a sketch-rnn ``.npz`` (its ``split``: train, valid or test).
+
+    ``skip_bad=True`` skips (and logs the count of) bad ndjson lines instead of raising.
     """
     if split not in SPLITS:
         raise ConfigError(f"unknown split {split!r}; choose one of {list(SPLITS)}")
@@ -51,4 +55,4 @@ def load_sketches(path: PathLike, *, split: str = "test") -> list[np.ndarray]:
             f"{path}: cannot read sketches from a '{path.suffix}' file; expected one of "
             f"{sorted(_LOADERS)}"
         )
-    return loader(path, split)
+    return loader(path, split, skip_bad)

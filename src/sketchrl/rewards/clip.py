@@ -1,9 +1,12 @@
 """CLIP reward: the probability of the positive prompt among a few prompts (zero-shot CLIP).
 
 ``open_clip`` is imported only when a CLIP reward is built. Weights: ``weights=PATH`` (a local
-open_clip / OpenAI checkpoint file), else the ``pretrained`` tag is fetched through open_clip
-(Hugging Face hub cache). Where neither can be had, building the reward raises
-:class:`AssetError` saying how to supply a file; it never falls back to a fake score.
+open_clip / OpenAI checkpoint file), else the ``pretrained`` tag from the local cache (Hugging
+Face hub or open_clip's), else downloaded through open_clip. Before a download the server is
+probed for about a second (``HF_HUB_OFFLINE`` skips it), so that without network the answer comes
+at once instead of after the hub's retries. Where no weights can be had, building the reward
+raises :class:`MissingCLIPWeights` (an :class:`AssetError`) saying how to supply a file; it never
+falls back to a fake score.
 ``random_weights=True`` builds the real architecture with random weights, for tests only.
 """
 
@@ -12,7 +15,11 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
+import os
 import pickle
+import socket
+import threading
+import urllib.parse
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -35,6 +42,25 @@ PAPER_CLASSES = ("owl", "cat", "dog", "bird", "fish")
 DEFAULT_TEMPLATE = "a sketch of {article} {category}"
 #: Images per CLIP forward pass.
 CHUNK_SIZE = 64
+#: Seconds to wait for the weights server before deciding there is no network.
+PROBE_TIMEOUT_S = 1.5
+#: How to supply weights, in every command that uses CLIP.
+WEIGHTS_HINT = (
+    "pass a local open_clip checkpoint file (sketchrl evaluate / reproduce: --clip-weights FILE; "
+    "sketchrl train: --set reward.weights=FILE), or run once with network access"
+)
+
+
+class MissingCLIPWeights(AssetError):
+    """No CLIP weights could be found or downloaded; the message says how to pass a file."""
+
+    def __init__(self, problem: str, hint: str = WEIGHTS_HINT) -> None:
+        self.problem = problem
+        super().__init__(f"{problem}; {hint}")
+
+    def with_hint(self, hint: str) -> MissingCLIPWeights:
+        """The same error with a command's own way of passing weights."""
+        return MissingCLIPWeights(self.problem, hint)
 
 
 def article_for(word: str) -> str:
@@ -92,34 +118,106 @@ def resolve_clip_checkpoint(model_name: str, pretrained: str | None, weights: st
     """Path of the weights file to load: ``weights``, else the cached or fetched tag."""
     import open_clip
 
-    how = (
-        "pass a local open_clip checkpoint file with the weights option "
-        "(e.g. --set reward.weights=PATH)"
-    )
     if weights is not None:
         path = Path(weights).expanduser()
         if not path.is_file():
-            raise AssetError(f"CLIP weights file not found: {path}; {how}")
+            raise MissingCLIPWeights(f"CLIP weights file not found: {path}")
         return str(path)
     if not pretrained:
-        raise AssetError(f"no CLIP weights chosen for {model_name}; {how}")
+        raise MissingCLIPWeights(f"no CLIP weights chosen for {model_name}")
     tag_config = open_clip.get_pretrained_cfg(model_name, pretrained)
     if not tag_config:
         tags = open_clip.list_pretrained_tags_by_model(model_name)
         raise ConfigError(
             f"unknown pretrained tag {pretrained!r} for {model_name}; valid: {', '.join(tags)}"
         )
+    cached = cached_clip_checkpoint(tag_config)
+    if cached is not None:
+        return cached
+    what = f"CLIP {model_name} weights {pretrained!r} are not in the local cache"
+    offline = offline_reason(tag_config)
+    if offline is not None:
+        raise MissingCLIPWeights(f"{what} and {offline}")
     try:
         with _quiet_hub_logs():
             checkpoint = open_clip.download_pretrained(tag_config)
     except Exception as error:  # offline hub, DNS failure, HTTP error: all mean "no weights"
-        raise AssetError(
-            f"cannot get CLIP {model_name} weights {pretrained!r} "
-            f"({type(error).__name__}: no network or not cached); {how}"
+        raise MissingCLIPWeights(
+            f"{what} and the download failed ({type(error).__name__})"
         ) from None
     if not checkpoint:
-        raise AssetError(f"open_clip has no download for {model_name} {pretrained!r}; {how}")
+        raise MissingCLIPWeights(f"open_clip has no download for {model_name} {pretrained!r}")
     return str(checkpoint)
+
+
+def _uses_hub(tag_config: dict[str, Any]) -> bool:
+    from open_clip.pretrained import has_hf_hub
+
+    return bool(tag_config.get("hf_hub")) and has_hf_hub()
+
+
+def cached_clip_checkpoint(tag_config: dict[str, Any]) -> str | None:
+    """The weights file of an open_clip tag when it is already on disk, without network."""
+    if tag_config.get("file") and Path(tag_config["file"]).is_file():
+        return str(tag_config["file"])
+    if _uses_hub(tag_config):
+        from huggingface_hub import try_to_load_from_cache
+        from open_clip import pretrained as registry
+
+        model_id, filename = os.path.split(tag_config["hf_hub"])
+        filename = filename or registry.HF_WEIGHTS_NAME
+        safe = getattr(registry, "_get_safe_alternatives", lambda name: [])(filename)
+        for name in [*safe, filename]:
+            found = try_to_load_from_cache(model_id, name)
+            if isinstance(found, str) and Path(found).is_file():
+                return found
+    url = tag_config.get("url")
+    if url:  # open_clip's own cache of URL downloads
+        path = Path("~/.cache/clip").expanduser() / os.path.basename(url)
+        if path.is_file():
+            return str(path)
+    return None
+
+
+def offline_reason(tag_config: dict[str, Any]) -> str | None:
+    """Why the weights server of a tag cannot be reached now (None: it answered)."""
+    if _uses_hub(tag_config):
+        from huggingface_hub import constants
+
+        flag = os.environ.get("HF_HUB_OFFLINE", "").strip().upper()
+        if constants.HF_HUB_OFFLINE or flag in ("1", "ON", "YES", "TRUE"):
+            return "HF_HUB_OFFLINE is set"
+        url = constants.ENDPOINT
+    else:
+        url = tag_config.get("url") or ""
+    return probe(url)
+
+
+def probe(url: str, timeout: float = PROBE_TIMEOUT_S) -> str | None:
+    """Open a TCP connection to ``url``'s server (or the https proxy in the environment) within
+    ``timeout`` seconds, name lookup included; None when it answered, else the reason."""
+    from urllib.request import getproxies, proxy_bypass
+
+    target = urllib.parse.urlparse(url)
+    if not target.hostname:
+        return f"there is no server to download them from ({url!r})"
+    proxy = getproxies().get(target.scheme or "https")
+    if proxy and not proxy_bypass(target.hostname):
+        target = urllib.parse.urlparse(proxy if "://" in proxy else f"http://{proxy}")
+    host, port = target.hostname, target.port or (443 if target.scheme == "https" else 80)
+    outcome: list[str | None] = []
+
+    def connect() -> None:
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            outcome.append(None)
+        except OSError as error:
+            outcome.append(f"cannot reach {host} ({type(error).__name__}: no network?)")
+
+    thread = threading.Thread(target=connect, daemon=True)
+    thread.start()
+    thread.join(timeout + 0.5)
+    return outcome[0] if outcome else f"cannot reach {host} within {timeout:g} s (no network?)"
 
 
 def create_clip_model(
