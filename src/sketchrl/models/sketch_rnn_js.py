@@ -4,11 +4,19 @@ A file is ``[info, shapes, blobs]``: ``info`` has name, version, mode (2 or "gen
 decoder-only, 0/1 = VAE), max_seq_len and scale_factor; each blob is base64 little-endian
 int16, row-major in its listed shape, with value = q / 32767 * 10. Blob order is
 :data:`DECODER_ONLY_BLOBS` or :data:`VAE_BLOBS` (both are LSTM-only, as sketch-rnn-js is).
+
+:func:`export_magenta_js` writes a file ``@magenta/sketch`` 0.2.0 loads and reports how much of
+a fine-tune survives the 16-bit rounding (:class:`RoundingReport`). That library reads only
+the decoder-only layout: its ``SketchRNN`` takes blobs 0-4 as output_w, output_b, W_xh, W_hh,
+bias, has no encoder and no z input, and hard-codes 20 mixture components. A 17-blob VAE file
+therefore fails to load ("Tensor must have a shape comprised of positive integers": it reads
+the encoder's 1-D bias as the 2-D W_xh), so VAEs are refused there.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -27,6 +35,13 @@ MAX_WEIGHT = 10.0
 INT16_MAX = 32767
 JS_VERSION = 6
 GEN_MODES = (2, "gen")
+#: ``@magenta/sketch`` 0.2.0 hard-codes this many mixture components (``NMIXTURE``).
+MAGENTA_JS_MIXTURES = 20
+#: One rounding step of the format: a stored value moves only by multiples of it.
+ROUNDING_STEP = MAX_WEIGHT / INT16_MAX
+#: :class:`RoundingReport` calls a fine-tune (nearly) lost when fewer than this fraction of the
+#: stored values differ from the starting model's (see :attr:`RoundingReport.lost`).
+LOST_FRACTION = 0.01
 
 _DECODER = (
     "decoder.output.weight", "decoder.output.bias",
@@ -54,11 +69,15 @@ def decode_blob(text: str, shape: list[int]) -> np.ndarray:
     return (quantised.astype(np.float32) / INT16_MAX * MAX_WEIGHT).reshape(shape)
 
 
+def quantize(values: np.ndarray) -> np.ndarray:
+    """The int16 codes the file stores for ``values`` (round(v / 10 * 32767), clipped)."""
+    scaled = np.rint(np.asarray(values, dtype=np.float64) / MAX_WEIGHT * INT16_MAX)
+    return np.clip(scaled, -INT16_MAX, INT16_MAX).astype("<i2")
+
+
 def encode_blob(values: np.ndarray) -> str:
     """Quantise to int16 (values beyond +-10 are clipped) and base64-encode."""
-    scaled = np.rint(np.asarray(values, dtype=np.float64) / MAX_WEIGHT * INT16_MAX)
-    quantised = np.clip(scaled, -INT16_MAX, INT16_MAX).astype("<i2")
-    return base64.b64encode(quantised.tobytes()).decode("ascii")
+    return base64.b64encode(quantize(values).tobytes()).decode("ascii")
 
 
 def read_sketch_rnn_js(path: str | Path) -> tuple[dict[str, Any], list[np.ndarray]]:
@@ -141,7 +160,9 @@ def export_sketch_rnn_js(model: SketchRNN, path: str | Path, *, version: int = J
                           f"{'/'.join(cells)}")
     names = VAE_BLOBS if config.conditional else DECODER_ONLY_BLOBS
     state = {k: v.detach().to("cpu", torch.float32).numpy() for k, v in model.state_dict().items()}
-    clipped = [name for name in names if np.abs(state[name]).max(initial=0.0) > MAX_WEIGHT]
+    # Values at the limit (the zoo's files have them) are not clipped beyond half a step.
+    limit = MAX_WEIGHT + ROUNDING_STEP / 2
+    clipped = [name for name in names if np.abs(state[name]).max(initial=0.0) > limit]
     if clipped:
         logger.warning("weights beyond +-%g clipped in %s", MAX_WEIGHT, ", ".join(clipped))
     info = {"name": config.name, "version": version, "mode": 1 if config.conditional else 2,
@@ -153,3 +174,124 @@ def export_sketch_rnn_js(model: SketchRNN, path: str | Path, *, version: int = J
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(content))
     return path
+
+
+@dataclasses.dataclass(frozen=True)
+class RoundingReport:
+    """How much of a fine-tune survives the format's 16-bit rounding.
+
+    Attributes:
+        base: the starting model, as the user named it.
+        values: stored values compared (every blob of the file).
+        changed: values whose stored int16 differs from the starting model's.
+        largest_update: largest ``|fine-tuned - starting|`` weight before rounding.
+    """
+
+    base: str
+    values: int
+    changed: int
+    largest_update: float
+
+    @property
+    def fraction(self) -> float:
+        return self.changed / self.values if self.values else 0.0
+
+    @property
+    def lost(self) -> bool:
+        """Fewer than :data:`LOST_FRACTION` of the values changed: an RL fine-tune moves every
+        decoder weight, so once its updates outgrow half a rounding step most values change;
+        under 1% means nearly all of it was rounded away."""
+        return self.fraction < LOST_FRACTION
+
+    def describe(self) -> str:
+        return (f"{self.changed:,} of {self.values:,} stored values ({100 * self.fraction:.2f}%) "
+                f"differ from {self.base} after 16-bit rounding")
+
+    def warning(self) -> str | None:
+        """One line for the user when the fine-tune is (nearly) lost, else None."""
+        if not self.lost:
+            return None
+        how = "lost" if self.changed == 0 else "nearly lost"
+        same = f"; the file draws exactly like {self.base}" if self.changed == 0 else ""
+        return (f"the fine-tune is {how} in the export: {self.describe()} (rounding step "
+                f"{ROUNDING_STEP:.2g}, largest weight change {self.largest_update:.2g}){same}; "
+                "fine-tune longer or with a larger learning rate")
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportReport:
+    """What :func:`export_magenta_js` wrote."""
+
+    path: Path
+    name: str
+    values: int
+    rounding: RoundingReport | None
+
+    def summary(self) -> str:
+        """One line: the file, the model, and the rounding comparison."""
+        compared = (self.rounding.describe() if self.rounding is not None
+                    else "no starting model to compare with")
+        return (f"{self.path}: {self.name}, decoder-only sketch-rnn-js for @magenta/sketch, "
+                f"{self.values:,} values; {compared}")
+
+
+def _blob_names(model: SketchRNN) -> tuple[str, ...]:
+    return VAE_BLOBS if model.config.conditional else DECODER_ONLY_BLOBS
+
+
+def _stored_arrays(model: SketchRNN) -> dict[str, np.ndarray]:
+    state = model.state_dict()
+    return {name: state[name].detach().to("cpu", torch.float32).numpy()
+            for name in _blob_names(model)}
+
+
+def compare_rounding(model: SketchRNN, base: SketchRNN, base_name: str = "the starting model"
+                     ) -> RoundingReport:
+    """Count the stored values of ``model`` whose int16 differs from ``base``'s (same layout)."""
+    mine, theirs = _stored_arrays(model), _stored_arrays(base)
+    shapes = {name: (mine[name].shape, theirs.get(name, np.empty(0)).shape) for name in mine}
+    wrong = [f"{name} {a} vs {b}" for name, (a, b) in shapes.items() if a != b]
+    if set(mine) != set(theirs) or wrong:
+        what = wrong[0] if wrong else "VAE vs decoder-only"
+        raise ConfigError(f"starting model {base_name} has another architecture ({what}); pass "
+                          "the model the fine-tune started from as the base (--base MODEL)")
+    changed = sum(int((quantize(mine[n]) != quantize(theirs[n])).sum()) for n in mine)
+    values = sum(array.size for array in mine.values())
+    largest = max(float(np.abs(mine[n] - theirs[n]).max(initial=0.0)) for n in mine)
+    return RoundingReport(base=base_name, values=values, changed=changed, largest_update=largest)
+
+
+def check_magenta_js(model: SketchRNN) -> None:
+    """ConfigError unless ``@magenta/sketch`` 0.2.0 can load and run ``model``."""
+    config = model.config
+    if config.conditional:
+        raise ConfigError(
+            f"model {config.name!r} is a VAE: @magenta/sketch 0.2.0 loads only decoder-only "
+            "models (no encoder, no z; a VAE file fails with 'Tensor must have a shape "
+            "comprised of positive integers'); export a decoder-only model")
+    if config.dec_model != "lstm":
+        raise ConfigError(f"model {config.name!r} uses a {config.dec_model} decoder: "
+                          "@magenta/sketch runs plain LSTM decoders only")
+    if config.num_mixture != MAGENTA_JS_MIXTURES:
+        raise ConfigError(f"model {config.name!r} has {config.num_mixture} mixture components: "
+                          f"@magenta/sketch 0.2.0 hard-codes {MAGENTA_JS_MIXTURES}")
+
+
+def export_magenta_js(model: SketchRNN, path: str | Path, *, base: SketchRNN | None = None,
+                      base_name: str = "the starting model", warn: bool = True) -> ExportReport:
+    """Write ``model`` as a decoder-only sketch-rnn-js file that ``@magenta/sketch`` loads.
+
+    With ``base`` (the model the fine-tune started from), also count the stored values that
+    differ from ``base``'s after rounding; when the fine-tune is (nearly) lost
+    (:attr:`RoundingReport.lost`) log a warning (unless ``warn`` is False) and say so in the
+    returned report. ConfigError for models the library cannot run (:func:`check_magenta_js`).
+    """
+    check_magenta_js(model)
+    rounding = compare_rounding(model, base, base_name) if base is not None else None
+    written = export_sketch_rnn_js(model, path)
+    values = sum(array.size for array in _stored_arrays(model).values())
+    report = ExportReport(path=written, name=model.config.name, values=values, rounding=rounding)
+    if warn and rounding is not None and rounding.lost:
+        logger.warning("%s: %s", written, rounding.warning())
+    logger.info("%s", report.summary())
+    return report
