@@ -136,7 +136,7 @@ def test_sampling_from_raw_outputs_equals_sampling_from_parameters():
                         Temperature(0.3, pen=0.9), Temperature(0.6, sigma_scale="linear")):
         params = apply_temperature(split_output(y, m), temperature)
         expected = sample_rows(params, StepNoise(uniform[:, :3], uniform[:, 3:], normal))
-        gumbel = -torch.log(-torch.log(uniform))
+        gumbel = -torch.log(-torch.log(uniform)) * temperature.logit_divisor
         actual = sample_from_output(y, gumbel, normal, temperature, m)
         torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-5)
 

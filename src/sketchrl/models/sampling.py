@@ -50,15 +50,15 @@ def _check_count(name: str, value: int) -> None:
 class StepNoiseSource:
     """Gumbel and normal draws for sampling, ``NOISE_CHUNK`` steps per generator call.
 
-    Per step: ``gumbel (B, 3 + M)`` (pen states, then mixture components) and
-    ``normal (B, 2)``. Drawn on the generator's device (the model's when there is no generator)
-    and moved to ``device`` once per chunk.
+    Per step: ``gumbel (B, 3 + M)`` (pen states, then mixture components), already multiplied
+    by the temperature's logit divisor, and ``normal (B, 2)``. Drawn on the generator's device
+    (the model's when there is no generator) and moved to ``device`` once per chunk.
     """
 
     def __init__(self, batch: int, num_mixture: int, device: torch.device,
-                 generator: torch.Generator | None = None) -> None:
+                 generator: torch.Generator | None = None, gumbel_scale: float = 1.0) -> None:
         self.batch, self.width, self.device = batch, 3 + num_mixture, device
-        self.generator = generator
+        self.generator, self.gumbel_scale = generator, gumbel_scale
         self.source = generator.device if generator is not None else device
         self.start = 0
         self.gumbel = self.normal = torch.empty(0)
@@ -70,25 +70,29 @@ class StepNoiseSource:
                                  device=self.source).clamp_(1e-12, 1.0 - 1e-7)
             normal = torch.randn(NOISE_CHUNK, self.batch, 2, generator=self.generator,
                                  device=self.source)
-            self.gumbel = (-torch.log(-torch.log(uniform))).to(self.device)
+            gumbel = -torch.log(-torch.log(uniform))
+            self.gumbel = (gumbel * self.gumbel_scale).to(self.device)
             self.normal = normal.to(self.device)
         return self.gumbel[step - self.start], self.normal[step - self.start]
 
 
-def sample_from_output(y: Tensor, gumbel: Tensor, normal: Tensor, temperature: Temperature,
-                       num_mixture: int) -> Tensor:
+_PEN_ONEHOT: dict[tuple[torch.dtype, torch.device], Tensor] = {}
+
+
+def sample_from_output(y: Tensor, scaled_gumbel: Tensor, normal: Tensor,
+                       temperature: Temperature, num_mixture: int) -> Tensor:
     """Stroke-5 rows ``(B, 5)`` drawn from raw outputs ``y (B, 6M + 3)`` (no gradient).
 
-    Gumbel-max on the tempered pen and mixture logits (``argmax(logits / d + g)`` =
-    ``argmax(logits + d g)``), then the chosen component's correlated Gaussian with sigma
-    scaled by the temperature. End rows are ``[0, 0, 0, 0, 1]``. Equals
-    :func:`sketchrl.models.mixture.sample_rows` on the same noise.
+    Gumbel-max on the tempered pen and mixture logits: ``argmax(logits / d + g)`` =
+    ``argmax(logits + d g)``, with ``scaled_gumbel = d g`` (d the temperature's logit divisor);
+    then the chosen component's correlated Gaussian with sigma scaled by the temperature. End
+    rows are ``[0, 0, 0, 0, 1]``. Equals :func:`sketchrl.models.mixture.sample_rows` on the
+    same noise.
     """
     with torch.no_grad():
         batch, m = y.shape[0], num_mixture
-        divisor = temperature.logit_divisor
-        pen = (y[:, :3] + divisor * gumbel[:, :3]).argmax(dim=1)
-        component = (y[:, 3:3 + m] + divisor * gumbel[:, 3:]).argmax(dim=1)
+        pen = (y[:, :3] + scaled_gumbel[:, :3]).argmax(dim=1)
+        component = (y[:, 3:3 + m] + scaled_gumbel[:, 3:]).argmax(dim=1)
         chosen = y[:, 3 + m:].view(batch, 5, m).gather(
             2, component.view(batch, 1, 1).expand(batch, 5, 1)).squeeze(2)
         sigma = torch.exp(chosen[:, 2:4] + temperature.log_sigma_offset)
@@ -96,8 +100,10 @@ def sample_from_output(y: Tensor, gumbel: Tensor, normal: Tensor, temperature: T
         e1, e2 = normal[:, 0], normal[:, 1]
         correlated = torch.stack([e1, rho * e1 + torch.sqrt(1.0 - rho * rho) * e2], dim=1)
         offsets = (chosen[:, :2] + sigma * correlated) * (pen != PEN_END).unsqueeze(1)
-        pen_onehot = torch.eye(3, dtype=y.dtype, device=y.device)[pen]
-        return torch.cat([offsets, pen_onehot], dim=1)
+        key = (y.dtype, y.device)
+        if key not in _PEN_ONEHOT:
+            _PEN_ONEHOT[key] = torch.eye(3, dtype=y.dtype, device=y.device)
+        return torch.cat([offsets, _PEN_ONEHOT[key][pen]], dim=1)
 
 
 class ReferenceStepper:
@@ -236,31 +242,41 @@ def sample_rollout(
         z = model.batch_z(z, n)
         stepper = FusedLSTMStepper(model, z, n, record=grad) if use_fused \
             else ReferenceStepper(model, z, n)
-    noise = StepNoiseSource(n, num_mixture, device, generator)
-    rows = model.start_token.expand(n, 5)
-    end_row = torch.zeros(5, device=device, dtype=rows.dtype)
-    end_row[2 + PEN_END] = 1.0
-    active = torch.ones(n, dtype=torch.bool, device=device)
-    all_rows, masks = [], []
+    noise = StepNoiseSource(n, num_mixture, device, generator, temperature.logit_divisor)
     with torch.set_grad_enabled(grad and not use_fused):
-        for t in tqdm(range(max_len), desc="sampling", unit="step", disable=not progress,
-                      leave=False):
-            y = stepper.step(rows)
-            sampled = sample_from_output(y.detach(), *noise(t), temperature, num_mixture)
-            if prefix is not None and t < prefix.shape[1]:
-                forced = t < prefix_lengths
-                sampled = torch.where(forced.unsqueeze(1), prefix[:, t], sampled)
-                masks.append(active & ~forced)
-            else:
-                masks.append(active)
-            rows = torch.where(active.unsqueeze(1), sampled, end_row)
-            all_rows.append(rows)
-            active = active & (rows[:, 2 + PEN_END] < 0.5)
-            if (t + 1) % END_CHECK_EVERY == 0 and not bool(active.any()):
-                break
+        all_rows, masks = _run_steps(stepper, noise, model.start_token.expand(n, 5), max_len,
+                                     temperature, num_mixture, prefix, prefix_lengths,
+                                     progress)
     with torch.set_grad_enabled(grad):
         return _finish(stepper, all_rows, masks, z, prefix_lengths, temperature, num_mixture,
                        keep_outputs)
+
+
+def _run_steps(stepper: FusedLSTMStepper | ReferenceStepper, noise: StepNoiseSource,
+               rows: Tensor, max_len: int, temperature: Temperature, num_mixture: int,
+               prefix: Tensor | None, prefix_lengths: Tensor | None,
+               progress: bool) -> tuple[list[Tensor], list[Tensor]]:
+    """The sampling loop: rows and sampled-step masks of every step run."""
+    end_row = torch.zeros(5, device=rows.device, dtype=rows.dtype)
+    end_row[2 + PEN_END] = 1.0
+    active = torch.ones(rows.shape[0], dtype=torch.bool, device=rows.device)
+    all_rows, masks = [], []
+    for t in tqdm(range(max_len), desc="sampling", unit="step", disable=not progress,
+                  leave=False):
+        y = stepper.step(rows)
+        sampled = sample_from_output(y.detach(), *noise(t), temperature, num_mixture)
+        if prefix is not None and t < prefix.shape[1]:
+            forced = t < prefix_lengths
+            sampled = torch.where(forced.unsqueeze(1), prefix[:, t], sampled)
+            masks.append(active & ~forced)
+        else:
+            masks.append(active)
+        rows = torch.where(active.unsqueeze(1), sampled, end_row)
+        all_rows.append(rows)
+        active = active & (rows[:, 2 + PEN_END] < 0.5)
+        if (t + 1) % END_CHECK_EVERY == 0 and not bool(active.any()):
+            break
+    return all_rows, masks
 
 
 def _finish(stepper: FusedLSTMStepper | ReferenceStepper, all_rows: list[Tensor],
