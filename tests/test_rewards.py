@@ -184,6 +184,23 @@ def test_ssim_target_drawing_scores_one_and_matches_reference(shared_assets):
     assert float(alone[0]) == pytest.approx(float(scores[3]), abs=1e-6)
 
 
+def test_fast_ssim_equals_pytorch_msssim(shared_assets):
+    """The reward's matrix-product filtering computes pytorch-msssim's SSIM (to 1e-5)."""
+    from sketchrl.rewards.ssim import SSIMToTarget, ssim_per_image
+
+    generator = torch.Generator().manual_seed(0)
+    target = torch.rand(1, 1, 224, 224, generator=generator)
+    images = torch.rand(6, 1, 224, 224, generator=generator)
+    images[:3] = 0.5 * images[:3] + 0.5 * target  # some similar, some not
+    expected = ssim_per_image(images, target)
+    torch.testing.assert_close(SSIMToTarget(target)(images), expected, rtol=0, atol=1e-5)
+    assert expected[:3].min() > expected[3:].max()
+    rgb = torch.rand(2, 3, 32, 40, generator=generator)
+    rgb_target = torch.rand(1, 3, 32, 40, generator=generator)
+    torch.testing.assert_close(SSIMToTarget(rgb_target)(rgb), ssim_per_image(rgb, rgb_target),
+                               rtol=0, atol=1e-5)
+
+
 def test_ssim_image_file_target(tmp_path):
     image = render([square()], SSIM_OPTIONS)[0, 0].numpy()
     # twice the size, paper made transparent: the target must come back as the render
