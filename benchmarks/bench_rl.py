@@ -1,5 +1,9 @@
 """Time of one fine-tuning batch, split by stage, against baselines and the roofline.
 
+The baselines (``rl_baselines.py``): ``legacy``, the step as it was before the speed work
+(per-step sampler, per-step teacher forcing with grad, the starting policy every batch, SSIM by
+pytorch-msssim), and ``naive``, one episode at a time.
+
     python benchmarks/bench_rl.py [--batches 7] [--threads 2] [--model sketchrnn:bird]
 
 Prints figures and ratios measured in this run (no assertions):
@@ -157,7 +161,7 @@ def legacy_batch(trainer: Trainer, batch_index: int) -> tuple[float, int]:
 
     sketches = Rollout(strokes, lengths, torch.zeros_like(mask, dtype=torch.float32),
                        mask).to_stroke3()
-    returns = trainer.reward.score(sketches)
+    returns = legacy_reward(trainer.reward, sketches)
     log_probs = legacy_log_prob(policy, strokes, lengths, config.temperature)
     with torch.no_grad():
         legacy_log_prob(trainer.start_policy, strokes, lengths, config.temperature)
@@ -169,6 +173,16 @@ def legacy_batch(trainer: Trainer, batch_index: int) -> tuple[float, int]:
     trainer.optimizer.step()
     sync()
     return time.perf_counter() - started, strokes.shape[1]
+
+
+def legacy_reward(reward, sketches: list) -> torch.Tensor:
+    """The reward as it was computed before the speed work (SSIM by pytorch-msssim's grouped
+    convolutions); other rewards are unchanged."""
+    from sketchrl.rewards.ssim import SSIMReward, ssim_per_image
+
+    if isinstance(reward, SSIMReward):
+        return ssim_per_image(reward.render(sketches), reward.target_image)
+    return reward.score(sketches)
 
 
 def naive_batch(trainer: Trainer, batch_index: int) -> tuple[float, int]:
@@ -183,7 +197,7 @@ def naive_batch(trainer: Trainer, batch_index: int) -> tuple[float, int]:
 
     sketches = [Rollout(s, n, torch.zeros_like(m, dtype=torch.float32), m).to_stroke3()[0]
                 for s, n, m in episodes]
-    returns = trainer.reward.score(sketches)
+    returns = legacy_reward(trainer.reward, sketches)
     advantages = (returns - returns.mean()) / (returns.std(unbiased=False) + 1e-8)
     trainer.optimizer.zero_grad(set_to_none=True)
     for (strokes, lengths, _), advantage in zip(episodes, advantages, strict=True):
