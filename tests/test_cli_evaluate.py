@@ -18,7 +18,7 @@ class CheapFeatures:
 
     name = "cheap-cli-test"
 
-    def __init__(self, device=None, batch_size=50) -> None:
+    def __init__(self, device=None, batch_size=50, **options) -> None:
         self.device = device
 
     def __call__(self, images, progress=False):
@@ -136,3 +136,76 @@ def test_real_inception_end_to_end(tmp_path, samples_file, capsys):
     from sketchrl.assets import sketchrl_home
 
     assert len(list((sketchrl_home() / "features").glob("bird-n8-fidhelper-*.npy"))) == 1
+
+
+@pytest.fixture
+def tiny_model_dir(tmp_path):
+    from sketchrl.models import SketchRNN, SketchRNNConfig, save_model
+
+    torch.manual_seed(0)
+    config = SketchRNNConfig(name="tiny", enc_rnn_size=4, dec_rnn_size=8, z_size=3,
+                             num_mixture=2, max_seq_len=12, use_recurrent_dropout=False)
+    return save_model(SketchRNN(config), tmp_path / "model")
+
+
+def test_temperature_semantics_are_recorded(tmp_path, tiny_model_dir, capsys, cheap_inception):
+    """Needs sketchrl.evaluate.evaluate_model to record a Temperature's fields."""
+    out_dir = tmp_path / "out"
+    code, out, _ = run_cli(["--model", str(tiny_model_dir), "-n", "4", "--reference",
+                            "quickdraw:bird", "--out", str(out_dir), "--device", "cpu",
+                            "--temperature", "0.25", "--temperature-semantics", "magenta-js",
+                            "--quiet"], capsys)
+    assert code == 0
+    assert "sampled at temperature 0.25 (magenta-js: logits / 0.625)" in out
+    metrics = json.loads((out_dir / "metrics.json").read_text())
+    assert metrics["temperature"] == 0.25 and metrics["temperature_semantics"] == "magenta-js"
+    assert metrics["pen_temperature"] is None
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--temperature-semantics", "magenta-js"], "--temperature-semantics apply to sampling"),
+        (["--pen-temperature", "0.5", "--temperature", "1"], "--temperature, --pen-temperature"),
+    ],
+)
+def test_temperature_options_need_a_model(tmp_path, samples_file, capsys, extra, message):
+    code, _, err = run_cli(["--samples", str(samples_file), "--reference", "quickdraw:bird",
+                            "--out", str(tmp_path / "out"), *extra], capsys)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_skip_bad_reads_a_damaged_ndjson(tmp_path, capsys, cheap_inception):
+    """Needs sketchrl.evaluate.evaluate_samples_file to pass skip_bad to load_sketches."""
+    good = json.dumps({"word": "bird", "drawing": [[[0, 10, 20, 5], [0, 5, 0, 9]]]})
+    ndjson = tmp_path / "bird.ndjson"
+    ndjson.write_text("\n".join([good] * 5 + ['{"drawing": 3}'] + [good] * 5) + "\n")
+    args = ["--samples", str(ndjson), "--reference", "quickdraw:bird", "--quiet"]
+    code, _, err = run_cli([*args, "--out", str(tmp_path / "a")], capsys)
+    assert code == 2 and "line 6" in err and "--skip-bad" in err
+    code, _, err = run_cli([*args, "--out", str(tmp_path / "b"), "--skip-bad"], capsys)
+    assert code == 0, err
+    assert json.loads((tmp_path / "b" / "metrics.json").read_text())["n"] == 10
+
+
+@pytest.mark.parametrize(
+    ("extra", "hint"),
+    [
+        (["--clip"], "--clip-weights FILE"),
+        (["--reward", "clip", "--reward-option", "category=bird"],
+         "--reward-option weights=FILE"),
+    ],
+)
+def test_missing_clip_weights_name_evaluate_options(tmp_path, samples_file, capsys, monkeypatch,
+                                                     extra, hint):
+    import huggingface_hub.constants
+
+    from sketchrl.rewards import clip
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(clip, "probe", lambda url: "cannot reach huggingface.co (test)")
+    code, _, err = run_cli(["--samples", str(samples_file), "--reference", "quickdraw:bird",
+                            "--out", str(tmp_path / "out"), *extra], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert hint in err and "--set" not in err
+    assert not (tmp_path / "out").exists()

@@ -241,3 +241,14 @@ def test_markdown_report_shows_values_intervals_and_warnings():
     assert "- only 800 real owl drawings exist" in text
     metrics["fid_reliable"] = True
     assert "unreliable" not in format_markdown({**metrics, "warnings": []})
+
+
+def test_markdown_report_shows_kid_with_its_spread_and_the_settings():
+    metrics = {"n": 2000, "reference": "quickdraw:bird", "fid": 20.5, "fid_reliable": True,
+               "kid": 0.01234, "kid_std": 0.00056, "kid_subsets": 100, "kid_subset_size": 1000,
+               "inception_precision": "bf16", "warnings": []}
+    text = format_markdown(metrics)
+    assert "| KID (lower is better) | 0.0123 ± 0.0006 (std over subsets) |" in text
+    assert "kid_subsets=100, kid_subset_size=1000, inception_precision=bf16" in text
+    assert "| KID (lower is better) | n/a |" in format_markdown({**metrics, "kid": None,
+                                                                 "kid_std": None})

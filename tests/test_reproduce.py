@@ -44,6 +44,25 @@ def test_offline_preset_trains_what_the_experiment_files_say(tmp_path):
                             EXPERIMENTS / "offline" / f"{task.name}_{method.name}.toml")
 
 
+def test_each_tasks_best_file_is_its_grpo_method(tmp_path):
+    study = Study(get_preset("offline"), tmp_path)
+    for task in study.preset.tasks:
+        assert_same_run(study, task, study.preset.method("grpo"),
+                        EXPERIMENTS / "offline" / f"{task.name}_best.toml")
+
+
+def test_the_kl_sweep_includes_each_tasks_own_weight_once(tmp_path):
+    preset = get_preset("offline")
+    for task, own in (("recognize", 0.05), ("steer", 0.01)):
+        pairs = preset.sweep_methods(preset.sweeps[0], task)
+        assert [value for value, _ in pairs] == sorted({0.0, 0.2, own})
+        assert [m.name for v, m in pairs if v == own] == ["grpo"]
+        variant = next(m for v, m in pairs if v == 0.2)
+        assert variant.settings_for(task)["kl_beta"] == 0.2
+    runs = Study(preset, tmp_path).runs()
+    assert len(runs) == len(set(runs)) == 2 * (3 * 3 + 2)
+
+
 @pytest.mark.parametrize("preset_name, folder, files", [
     ("offline-paper", "offline", {"ssim_sparse": "ssim", "classifier_sparse":
                                   "classifier_sparse", "classifier_dense": "classifier_dense"}),

@@ -1,4 +1,4 @@
-"""Evaluation of generated sketches: FID on the FID Inception's pool features, precision /
+"""Evaluation of generated sketches: FID and KID on the FID Inception's pool features, precision /
 recall / density / coverage (prdc), an independent classifier's rate, rewards with bootstrap
 confidence intervals, and sketch statistics."""
 
@@ -12,16 +12,18 @@ from sketchrl.evaluate.evaluate import (
     evaluate_sketches,
     fid_warnings,
     render_quickdraw,
-    save_evaluation,
 )
 from sketchrl.evaluate.fid import FID, GaussianStatistics, frechet_distance
 from sketchrl.evaluate.inception import (
+    DEFAULT_PRECISION,
     FEATURE_DIM,
     INCEPTION_PIPELINE,
+    PRECISIONS,
     InceptionFeatureExtractor,
     inception_weights_path,
     preprocess,
 )
+from sketchrl.evaluate.kid import KID, kernel_inception_distance
 from sketchrl.evaluate.prdc_metrics import PRDC, precision_recall_density_coverage
 from sketchrl.evaluate.reference import (
     ReferenceFeatures,
@@ -30,16 +32,19 @@ from sketchrl.evaluate.reference import (
     parse_reference,
     reference_features,
 )
-from sketchrl.evaluate.report import format_markdown
+from sketchrl.evaluate.report import format_markdown, save_evaluation
 from sketchrl.evaluate.stats import per_sketch_statistics, sketch_statistics
 
 __all__ = [
     "DEFAULT_N",
+    "DEFAULT_PRECISION",
     "FEATURE_DIM",
     "FID",
     "FID_RELIABLE_MIN_SAMPLES",
     "INCEPTION_PIPELINE",
+    "KID",
     "PRDC",
+    "PRECISIONS",
     "BootstrapMean",
     "ConfidenceInterval",
     "GaussianStatistics",
@@ -55,6 +60,7 @@ __all__ = [
     "format_markdown",
     "frechet_distance",
     "inception_weights_path",
+    "kernel_inception_distance",
     "ink_to_paper",
     "parse_reference",
     "per_sketch_statistics",

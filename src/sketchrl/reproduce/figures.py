@@ -132,7 +132,7 @@ def _pareto_panel(study: Study, axis, task: str, key: str) -> None:
                          label=method.label)
     for j, sweep in enumerate(preset.sweeps):
         line = []
-        for value, method in preset.sweep_methods(sweep):
+        for value, method in preset.sweep_methods(sweep, task):
             seeds = [m for s in study.seeds(sweep.seeds)
                      if (m := _metrics(study, task, method.name, s))]
             if seeds and all(m.get(key) is not None for m in seeds):

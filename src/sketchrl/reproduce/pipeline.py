@@ -77,7 +77,7 @@ class Study:
         for task in preset.tasks:
             runs += [(task, m, s) for m in preset.methods for s in self.seeds()]
             for sweep in preset.sweeps:
-                for _, method in preset.sweep_methods(sweep):
+                for _, method in preset.sweep_methods(sweep, task.name):
                     runs += [(task, method, s) for s in self.seeds(sweep.seeds)
                              if (task, method, s) not in runs]
         return runs

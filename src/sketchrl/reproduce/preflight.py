@@ -27,10 +27,9 @@ def check_writable(path: Path) -> None:
 def preflight(study: Study) -> None:
     """Every asset, weight file and output path the study needs, checked in seconds."""
     from sketchrl.assets import resolve
+    from sketchrl.devices import resolve_device
     from sketchrl.models import load_model
     from sketchrl.rewards import build_reward
-
-    from sketchrl.devices import resolve_device
 
     preset = study.preset
     resolve_device(study.device)

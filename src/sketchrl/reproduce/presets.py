@@ -120,25 +120,28 @@ class Preset:
         options += [dict(o) for _, _, o in self.scores]
         return any(o.get("model") == REWARD_CLASSIFIER for o in options)
 
-    def sweep_methods(self, sweep: Sweep) -> list[tuple[Any, Method]]:
-        """``(value, method)`` per swept value; a value equal to the method's own setting is the
-        method itself (its runs are not trained twice)."""
+    def sweep_methods(self, sweep: Sweep, task: str | None = None) -> list[tuple[Any, Method]]:
+        """``(value, method)`` per swept value on ``task``, with the method's own value among
+        them; the own value is the method itself (its runs are not trained twice)."""
         from sketchrl.rl.config import RLConfig
 
         base = self.method(sweep.method)
         default = RLConfig.__dataclass_fields__[sweep.key].default
-        own = dict(base.settings).get(sweep.key, dict(self.training).get(sweep.key, default))
+        settings = base.settings_for(task) if task else dict(base.settings)
+        own = settings.get(sweep.key, dict(self.training).get(sweep.key, default))
+        values = sweep.values if own in sweep.values else tuple(sorted((*sweep.values, own)))
+        per_task = tuple((name, tuple((k, v) for k, v in task_settings if k != sweep.key))
+                         for name, task_settings in base.per_task)
         result = []
-        for value in sweep.values:
+        for value in values:
             if own == value:
                 result.append((value, base))
                 continue
             name = f"{sweep.name}-{sweep.key}-{value:g}" if isinstance(value, float) \
                 else f"{sweep.name}-{sweep.key}-{value}"
-            settings = {**dict(base.settings), sweep.key: value}
             result.append((value, dataclasses.replace(
                 base, name=name, label=f"{base.label}, {sweep.key} = {value:g}",
-                settings=tuple(settings.items()))))
+                settings=(*base.settings, (sweep.key, value)), per_task=per_task)))
         return result
 
 
@@ -148,16 +151,22 @@ OFFLINE_TASKS = (
     Task("steer", "steer (reward P(owl): a bird model taught to draw owls)", "owl"),
 )
 #: The offline methods: the paper's REINFORCE and the settings of GRPO and PPO chosen on the
-#: tuning seeds (100, 101; never the study's seeds), as experiments/offline/*.toml.
+#: tuning seeds (100, 101; never the study's seeds), as experiments/offline/*.toml. GRPO's are
+#: also each task's best (experiments/offline/<task>_best.toml).
 OFFLINE_METHODS = (
     Method("reinforce", "REINFORCE (paper)"),
     Method("grpo", "GRPO", (("algorithm", "grpo"), ("batch_size", 64), ("group_size", 16),
-                            ("epochs", 2), ("minibatches", 2), ("lr", 3e-5), ("kl_beta", 0.05))),
+                            ("epochs", 2), ("minibatches", 2)),
+           per_task=(("recognize", (("lr", 3e-5), ("kl_beta", 0.05), ("entropy_coef", 0.05))),
+                     ("steer", (("lr", 1e-4), ("kl_beta", 0.01))))),
     Method("ppo", "PPO", (("algorithm", "ppo"), ("batch_size", 32), ("epochs", 4),
                           ("minibatches", 2), ("lr", 3e-5), ("kl_beta", 0.05))),
 )
-#: The KL weight of GRPO, swept for the Pareto front (offline-full).
-KL_SWEEP = Sweep("kl_sweep", "KL weight of GRPO", "grpo", "kl_beta", (0.0, 0.01, 0.05, 0.2, 1.0))
+#: The KL weight of GRPO, swept for the Pareto front: one seed per value in ``offline``, the
+#: full sweep with three in ``offline-full`` (each task's own weight is always among them).
+KL_SWEEP = Sweep("kl_sweep", "KL weight of GRPO", "grpo", "kl_beta", (0.0, 0.2))
+KL_SWEEP_FULL = Sweep("kl_sweep", "KL weight of GRPO", "grpo", "kl_beta",
+                      (0.0, 0.01, 0.05, 0.2, 1.0), seeds=3)
 
 
 def offline_preset() -> Preset:
@@ -175,6 +184,7 @@ def offline_preset() -> Preset:
         model="sketchrnn:bird",
         tasks=OFFLINE_TASKS,
         methods=OFFLINE_METHODS,
+        sweeps=(KL_SWEEP,),
         seeds=3,
         n_eval=500,
         eval_classifier_epochs=2,
@@ -188,7 +198,7 @@ def offline_full_preset() -> Preset:
         description=offline_preset().description + " Plus a sweep of the KL weight of the best "
         "method (the Pareto front of judge rate against recall), 800 samples per evaluation "
         "and a longer-trained judge.",
-        sweeps=(KL_SWEEP,), n_eval=800, n_sweep=800, eval_classifier_epochs=6,
+        sweeps=(KL_SWEEP_FULL,), n_eval=800, n_sweep=800, eval_classifier_epochs=6,
     )
 
 

@@ -48,7 +48,7 @@ def study_tables(study: Study) -> list[Table]:
             rows += [(f"{sweep.key} = {value:g}" if isinstance(value, float)
                       else f"{sweep.key} = {value}",
                       load_seed_metrics(study, task.name, method.name, seeds))
-                     for value, method in preset.sweep_methods(sweep)]
+                     for value, method in preset.sweep_methods(sweep, task.name)]
             tables.append(build_table(
                 f"{task.name}_{sweep.name}", f"{task.name}: {sweep.label}, n = {preset.n_sweep}",
                 rows, header, None, preset.n_sweep))

@@ -80,10 +80,8 @@ def evaluate_step(out: str, model: str, n: int, reference: str, temperature: dic
     from sketchrl.rewards import build_reward
 
     built = {metric: build_reward(name, options, device) for metric, name, options in rewards}
-    sampling = Temperature(**temperature)
     evaluate_model(
-        model, n, reference=reference, out_dir=out,
-        temperature=sampling.value if sampling == Temperature(sampling.value) else sampling,
+        model, n, reference=reference, out_dir=out, temperature=Temperature(**temperature),
         seed=seed, max_len=max_len, batch_size=batch_size, device=device, progress=progress,
         classifier_dir=classifier_dir, target_category=target, rewards=built,
         precision=precision,
