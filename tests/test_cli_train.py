@@ -80,3 +80,65 @@ def test_metrics_log_rewrites_tensorboard_from_the_kept_rows(tmp_path):
     rewards = [(e.step, round(e.value, 3)) for e in events.Scalars("rl/reward_mean")]
     assert rewards == [(1, 0.1), (2, 0.2), (3, 0.5)]
     assert [e.step for e in events.Scalars("rl/kl_to_start")] == [3]  # nan is not logged
+
+
+@pytest.mark.slow
+def test_steer_best_runs_as_written_and_resumes_exactly_after_a_kill(tmp_path,
+                                                                     untrained_classifier_dir):
+    """experiments/offline/steer_best.toml from a folder with runs/classifier-reward (shortened
+    episodes); `kill -9` after the second checkpoint, then --resume: the same policy, bit for bit,
+    as the run that was never interrupted."""
+    import os
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    best = Path(__file__).resolve().parents[1] / "experiments" / "offline" / "steer_best.toml"
+    shutil.copytree(untrained_classifier_dir, tmp_path / "runs" / "classifier-reward")
+    short = ["--set", "episodes=384", "--set", "max_len=40", "--set", "checkpoint_every=1",
+             "--set", "warmup_batches=1", "--set", "device=cpu"]
+
+    def command(out: str, *extra: str) -> list[str]:
+        return [sys.executable, "-m", "sketchrl.cli.main", "train", "--config", str(best),
+                *short, "--out", out, "--quiet", *extra]
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run(command("whole"), cwd=tmp_path, env=env, check=True, capture_output=True)
+    killed = subprocess.Popen(command("killed"), cwd=tmp_path, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    metrics = tmp_path / "killed" / "metrics.csv"
+    deadline = time.monotonic() + 300
+    while (not metrics.exists() or len(metrics.read_text().splitlines()) < 4) \
+            and killed.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert killed.poll() is None, "the run ended before it could be killed"
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    assert not (tmp_path / "killed" / "DONE").exists()
+    subprocess.run(command("killed", "--resume"), cwd=tmp_path, env=env, check=True,
+                   capture_output=True)
+    whole, resumed = tmp_path / "whole", tmp_path / "killed"
+    assert (resumed / "model.safetensors").read_bytes() == \
+        (whole / "model.safetensors").read_bytes()
+    rows = [[{k: v for k, v in row.items() if "second" not in k and "time" not in k}
+             for row in read_metrics(run / "metrics.csv")] for run in (whole, resumed)]
+    assert len(rows[0]) == 6 and str(rows[0]) == str(rows[1])  # str: NaN == NaN
+
+
+def test_tensorboard_logs_without_importing_tensorflow(tmp_path):
+    """TensorFlow (the tf extra) costs every training process seconds and memory for nothing."""
+    import subprocess
+    import sys
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    code = ("import sys; from sketchrl.tensorboard import summary_writer; "
+            f"w = summary_writer({str(tmp_path)!r}); w.add_scalar('rl/x', 1.5, 1); w.close(); "
+            "print('tensorflow' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == "False"
+    assert EventAccumulator(str(tmp_path)).Reload().Scalars("rl/x")[0].value == 1.5

@@ -148,6 +148,8 @@ def test_quick_study_twice_gives_identical_tables_and_resumes(tmp_path, shared_a
     for name in ("report.html", "pareto.png", "samples.png", "reward_curves.png",
                  "environment.json", "timings.json", "recognize.csv", "steer.csv"):
         assert (first / name).stat().st_size > 0, name
+    assert "Draw with the fine-tuned models" in (first / "report.html").read_text()
+    assert (first / "runs" / "steer" / "grpo" / "seed0" / "page" / "model.json").is_file()
     environment = json.loads((first / "environment.json").read_text())
     assert environment["torch_threads_per_step"] == 1 and environment["packages"]["torch"]
     assert run_quick(second, "--workers", "1") == 0

@@ -41,9 +41,9 @@ examples:
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "evaluate",
-        help="evaluate a model's samples: FID, precision/recall, classifier rate, rewards",
+        help="evaluate a model's samples: FID, KID, precision/recall, classifier rate, rewards",
         description=(
-            "Sample sketches from a model (or read existing samples) and measure FID and "
+            "Sample sketches from a model (or read existing samples) and measure FID, KID and "
             "precision / recall / density / coverage against real Quick, Draw! drawings, the "
             "rate at which an independent classifier recognises the category, optional "
             "rewards (mean with a bootstrap 95% interval) and sketch statistics."
@@ -51,6 +51,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    add_input_options(parser)
+    add_metric_options(parser)
+    add_sampling_options(parser)
+    parser.add_argument(
+        "--device", default="auto", help="cpu, cuda, cuda:1 or auto (default: cuda if available)"
+    )
+    parser.add_argument(
+        "--precision", choices=("bf16", "fp32"), default="bf16",
+        help="arithmetic of the Inception network (default bf16: fast on AMX CPUs and GPUs, "
+             "FID within 1%% of fp32); the preprocessing is the same for both",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.set_defaults(func=run)
+
+
+def add_input_options(parser: argparse.ArgumentParser) -> None:
+    """What is evaluated, against what, and where the results go."""
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument(
         "--model", metavar="NAME_OR_DIR",
@@ -73,6 +90,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
              "with --samples, to read (default all)",
     )
     parser.add_argument(
+        "--skip-bad", action="store_true",
+        help="with an .ndjson --samples file: skip (and count) bad lines instead of stopping",
+    )
+
+
+def add_metric_options(parser: argparse.ArgumentParser) -> None:
+    """The classifier rate, rewards and CLIP score measured besides FID / KID / prdc."""
+    parser.add_argument(
         "--classifier", type=Path, metavar="DIR",
         help="independent classifier (trained with --subset eval) for the classifier rate",
     )
@@ -90,6 +115,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--clip-weights", type=Path, metavar="PATH",
         help="local open_clip ViT-B-32 checkpoint for --clip (default: download 'openai')",
     )
+
+
+def add_sampling_options(parser: argparse.ArgumentParser) -> None:
+    """How --model is sampled."""
     add_temperature_options(parser)
     parser.add_argument(
         "--seed", type=seed_value, default=0, help="seed of sampling and bootstrap (default 0)"
@@ -102,20 +131,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--batch-size", type=positive_int, default=500,
         help="sketches sampled per batch (default 500)",
     )
-    parser.add_argument(
-        "--skip-bad", action="store_true",
-        help="with an .ndjson --samples file: skip (and count) bad lines instead of stopping",
-    )
-    parser.add_argument(
-        "--device", default="auto", help="cpu, cuda, cuda:1 or auto (default: cuda if available)"
-    )
-    parser.add_argument(
-        "--precision", choices=("bf16", "fp32"), default="bf16",
-        help="arithmetic of the Inception network (default bf16: fast on AMX CPUs and GPUs, "
-             "FID within 1%% of fp32); the preprocessing is the same for both",
-    )
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    parser.set_defaults(func=run)
 
 
 def parse_options(pairs: list[str]) -> dict[str, str]:

@@ -13,8 +13,10 @@ EPILOG = """\
 presets:
   offline        the real Magenta bird decoder on two tasks, recognize (reward P(bird)) and
                  steer (reward P(owl)), with the paper's REINFORCE, GRPO and PPO, 3 seeds,
-                 the paper's budget; judge, FID, KID, precision/recall; Pareto plot.
-  offline-full   offline plus a sweep of the KL weight, 800 samples, a longer-trained judge.
+                 the paper's budget (5,000 episodes per run), GRPO's KL weight swept (one
+                 seed); judge, FID, KID, precision/recall; Pareto plot.
+  offline-full   offline with the KL sweep over five weights and three seeds, 800 samples,
+                 a longer-trained judge.
   offline-paper  the paper's Table 1/2 offline: SSIM and classifier rewards, sparse and dense,
                  and the discount ablation, on the bird decoder.
   paper          the paper as published: owl model, CLIP ViT-B/32 rewards, n = 2,000 / 500.

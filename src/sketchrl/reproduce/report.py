@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +15,8 @@ if TYPE_CHECKING:
     from sketchrl.reproduce.pipeline import Study
 
 REWARD_HEADERS = {"classifier": "P(target) reward clf", "clip": "CLIP", "ssim": "SSIM"}
+
+logger = logging.getLogger(__name__)
 
 
 def load_seed_metrics(study: Study, task: str, method: str, seeds: list[int]) -> list[dict]:
@@ -66,6 +69,7 @@ def write_report(study: Study) -> Path:
     plot_samples(study, root / "samples.png")
     plot_reward_curves(study, root / "reward_curves.png")
     plot_pareto(study, root / "pareto.png")
+    write_live_pages(study)
     report = root / "report.html"
     report.write_text(render_html(study, tables))
     return report
@@ -84,6 +88,27 @@ def html_table(table: Table) -> str:
     return (f"<h2>{html.escape(table.title)}</h2><table><tr>{head}</tr>{body}</table>{notes}"
             f"<p><a href='{html.escape(table.name)}.csv'>{html.escape(table.name)}.csv</a> "
             "(every seed's values)</p>")
+
+
+def write_live_pages(study: Study) -> None:
+    """A live page (``sketchrl export --html``) in the first seed's run of every method."""
+    from sketchrl.errors import SketchRLError
+    from sketchrl.models import load_model
+    from sketchrl.web import write_live_page
+
+    base = None
+    for task in study.preset.tasks:
+        for method in study.preset.methods:
+            run = study.paths.run(task.name, method.name, study.seeds()[0])
+            if not (run / "model.safetensors").exists() or (run / "page").exists():
+                continue
+            if base is None:
+                base = load_model(study.preset.model)
+            try:
+                write_live_page(load_model(run), run / "page", base=base,
+                                base_name=study.preset.model, warn=False)
+            except SketchRLError as error:  # e.g. a VAE, which the JS library cannot load
+                logger.warning("no live page for %s: %s", run, error)
 
 
 def page_links(study: Study) -> str:
