@@ -102,6 +102,18 @@ def test_reference_policy_runs_only_when_needed(monkeypatch):
     assert all(np.isfinite(with_kl.run_batch()["kl_k3"]) for _ in range(3))
 
 
+def test_ppo_value_head_depends_on_the_seed_alone():
+    """Not on what ran before in the process (a study runs many steps in one worker)."""
+    from sketchrl.rl.algorithms import get_algorithm
+
+    heads = []
+    for global_seed, seed in ((1, 0), (2, 0), (1, 1)):
+        torch.manual_seed(global_seed)
+        ppo = get_algorithm("ppo")(RLConfig(algorithm="ppo", seed=seed), 16, torch.device("cpu"))
+        heads.append(torch.cat([p.flatten() for p in ppo.value_head.parameters()]))
+    assert torch.equal(heads[0], heads[1]) and not torch.equal(heads[0], heads[2])
+
+
 def test_ppo_resume_continues_exactly(tmp_path):
     config = tiny_config(algorithm="ppo", epochs=2, episodes=6 * 8, checkpoint_every=2)
     train(config, tmp_path / "straight", policy=tiny_vae(), reward=InkReward(), progress=False)

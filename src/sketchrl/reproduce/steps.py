@@ -57,7 +57,8 @@ def _inject_fault(out: Path, config: Any, progress: bool) -> None:
         return
     from sketchrl.rl import DONE_FILE, train
 
-    partial = dataclasses.replace(config, episodes=config.checkpoint_every * config.batch_size)
+    batches = config.warmup_batches + config.checkpoint_every  # one checkpoint after warm-up
+    partial = dataclasses.replace(config, episodes=batches * config.batch_size)
     train(partial, out, resume=True, progress=progress)
     (out / DONE_FILE).unlink()  # the partial run is not the run: die before it is done
     Path(marker).write_text("killed once\n")

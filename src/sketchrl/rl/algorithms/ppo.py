@@ -36,7 +36,9 @@ class PPO(Algorithm):
 
     def __init__(self, config, hidden_size: int, device: torch.device) -> None:
         super().__init__(config, hidden_size, device)
-        self.value_head = ValueHead(hidden_size, config.value_hidden).to(device)
+        with torch.random.fork_rng(devices=[]):  # its weights from the run's seed alone
+            torch.manual_seed(config.seed)
+            self.value_head = ValueHead(hidden_size, config.value_hidden).to(device)
         self.critic_optimizer = torch.optim.Adam(self.value_head.parameters(), lr=config.value_lr)
         self._explained = float("nan")
 
