@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from sketchrl.errors import DataError
+from sketchrl.evaluate.feature_sets import FeatureSetMetric
 
 #: Subsets averaged over (torch-fidelity's and torchmetrics' default).
 KID_SUBSETS = 100
@@ -109,36 +110,18 @@ def kernel_inception_distance(
     return float(values.mean()), float(values.std())
 
 
-class KID:
-    """KID over feature vectors (``update(real=...)``, ``update(fake=...)``, ``compute()``).
+class KID(FeatureSetMetric):
+    """KID over feature vectors (``update(real=...)``, ``update(fake=...)``, ``compute()``
+    returns ``{"kid": mean, "kid_std": std}``)."""
 
-    Like :class:`~sketchrl.evaluate.fid.FID`, :meth:`reset` keeps the real features unless
-    ``reset_real_features``. ``compute()`` returns ``{"kid": mean, "kid_std": std}``.
-    """
+    name = "KID"
 
     def __init__(self, subsets: int = KID_SUBSETS, subset_size: int = KID_SUBSET_SIZE,
                  seed: int = 0, reset_real_features: bool = False) -> None:
+        super().__init__(reset_real_features)
         self.subsets, self.subset_size, self.seed = subsets, subset_size, seed
-        self.reset_real_features = reset_real_features
-        self.real: list[np.ndarray] = []
-        self.fake: list[np.ndarray] = []
 
-    def update(self, *, real: np.ndarray | None = None, fake: np.ndarray | None = None) -> None:
-        if real is not None:
-            self.real.append(np.asarray(real, dtype=np.float64))
-        if fake is not None:
-            self.fake.append(np.asarray(fake, dtype=np.float64))
-
-    def compute(self) -> dict[str, float]:
-        if not self.real or not self.fake:
-            raise DataError("KID needs both real and fake features; call update() first")
-        mean, std = kernel_inception_distance(
-            np.concatenate(self.real), np.concatenate(self.fake), subsets=self.subsets,
-            subset_size=self.subset_size, seed=self.seed,
-        )
+    def score(self, real: np.ndarray, fake: np.ndarray) -> dict[str, float]:
+        mean, std = kernel_inception_distance(real, fake, subsets=self.subsets,
+                                              subset_size=self.subset_size, seed=self.seed)
         return {"kid": mean, "kid_std": std}
-
-    def reset(self) -> None:
-        self.fake = []
-        if self.reset_real_features:
-            self.real = []

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from sketchrl.errors import DataError
+from sketchrl.evaluate.feature_sets import FeatureSetMetric
 
 #: k of the k-nearest-neighbour balls (the paper and prdc's README use 5).
 NEAREST_K = 5
@@ -68,30 +69,14 @@ def precision_recall_density_coverage(
     return {key: float(result[key]) for key in PRDC_KEYS}
 
 
-class PRDC:
-    """Metric object over features; like :class:`~sketchrl.evaluate.fid.FID`, ``reset`` keeps
-    the real features unless ``reset_real_features``."""
+class PRDC(FeatureSetMetric):
+    """Precision, recall, density and coverage as a metric object over features."""
+
+    name = "PRDC"
 
     def __init__(self, nearest_k: int = NEAREST_K, reset_real_features: bool = False) -> None:
+        super().__init__(reset_real_features)
         self.nearest_k = nearest_k
-        self.reset_real_features = reset_real_features
-        self.real: list[np.ndarray] = []
-        self.fake: list[np.ndarray] = []
 
-    def update(self, *, real: np.ndarray | None = None, fake: np.ndarray | None = None) -> None:
-        if real is not None:
-            self.real.append(np.asarray(real, dtype=np.float64))
-        if fake is not None:
-            self.fake.append(np.asarray(fake, dtype=np.float64))
-
-    def compute(self) -> dict[str, float]:
-        if not self.real or not self.fake:
-            raise DataError("PRDC needs both real and fake features; call update() first")
-        return precision_recall_density_coverage(
-            np.concatenate(self.real), np.concatenate(self.fake), self.nearest_k
-        )
-
-    def reset(self) -> None:
-        self.fake = []
-        if self.reset_real_features:
-            self.real = []
+    def score(self, real: np.ndarray, fake: np.ndarray) -> dict[str, float]:
+        return precision_recall_density_coverage(real, fake, self.nearest_k)
