@@ -141,7 +141,8 @@ class Preset:
                 else f"{sweep.name}-{sweep.key}-{value}"
             result.append((value, dataclasses.replace(
                 base, name=name, label=f"{base.label}, {sweep.key} = {value:g}",
-                settings=(*base.settings, (sweep.key, value)), per_task=per_task)))
+                settings=tuple({**dict(base.settings), sweep.key: value}.items()),
+                per_task=per_task)))
         return result
 
 
