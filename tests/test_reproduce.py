@@ -3,6 +3,7 @@ hand, and --quick runs the whole study (identically twice, and on Ray)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -36,8 +37,8 @@ def assert_same_run(study: Study, task, method, path: Path) -> None:
             assert from_preset[key] == from_file[key], (method.name, key)
 
 
-def test_offline_preset_trains_what_the_experiment_files_say(tmp_path):
-    study = Study(get_preset("offline"), tmp_path)
+def test_offline_full_preset_trains_what_the_experiment_files_say(tmp_path):
+    study = Study(get_preset("offline-full"), tmp_path)
     for task in study.preset.tasks:
         for method in study.preset.methods:
             assert_same_run(study, task, method,
@@ -45,14 +46,25 @@ def test_offline_preset_trains_what_the_experiment_files_say(tmp_path):
 
 
 def test_each_tasks_best_file_is_its_grpo_method(tmp_path):
-    study = Study(get_preset("offline"), tmp_path)
+    study = Study(get_preset("offline-full"), tmp_path)
     for task in study.preset.tasks:
         assert_same_run(study, task, study.preset.method("grpo"),
                         EXPERIMENTS / "offline" / f"{task.name}_best.toml")
 
 
+def test_the_main_job_is_offline_full_with_fewer_episodes_and_no_sweep(tmp_path):
+    main_job, full = get_preset("offline"), get_preset("offline-full")
+    assert main_job.training_settings == {"episodes": 2000} and not main_job.sweeps
+    assert dataclasses.replace(main_job, name=full.name, description=full.description,
+                               training=(), sweeps=full.sweeps) == full
+    runs = Study(main_job, tmp_path).runs()
+    assert len(runs) == 2 * 3 * 3
+    config = Study(main_job, tmp_path).rl_config(*runs[0])
+    assert config.episodes == 2000 and Study(full, tmp_path).rl_config(*runs[0]).episodes == 5000
+
+
 def test_the_kl_sweep_includes_each_tasks_own_weight_once(tmp_path):
-    preset = get_preset("offline")
+    preset = get_preset("offline-full")
     for task, own in (("recognize", 0.05), ("steer", 0.01)):
         pairs = preset.sweep_methods(preset.sweeps[0], task)
         assert [value for value, _ in pairs] == sorted({0.0, 0.2, own})
@@ -130,8 +142,8 @@ def test_tables_mark_significant_differences_and_keep_every_seed(tmp_path):
     assert sum(line.startswith("GRPO,") for line in lines) == 4  # 3 seeds + the summary
 
 
-def run_quick(out: Path, *extra: str) -> int:
-    return main(["reproduce", "--preset", "offline", "--quick", "--seeds", "2", "--out",
+def run_quick(out: Path, *extra: str, preset: str = "offline") -> int:
+    return main(["reproduce", "--preset", preset, "--quick", "--seeds", "2", "--out",
                  str(out), "--quiet", *extra])
 
 
@@ -142,25 +154,26 @@ def table_files(out: Path) -> dict[str, bytes]:
 @pytest.mark.slow
 def test_quick_study_twice_gives_identical_tables_and_resumes(tmp_path, shared_assets, capsys):
     first, second = tmp_path / "first", tmp_path / "second"
-    assert run_quick(first, "--workers", "2") == 0
+    assert run_quick(first, "--workers", "2", preset="offline-full") == 0  # with its sweep
     printed = capsys.readouterr().out
     assert "recognize" in printed and "steer" in printed and "report:" in printed
     for name in ("report.html", "pareto.png", "samples.png", "reward_curves.png",
-                 "environment.json", "timings.json", "recognize.csv", "steer.csv"):
+                 "environment.json", "timings.json", "recognize.csv", "steer.csv",
+                 "recognize_kl_sweep.csv", "steer_kl_sweep.csv"):
         assert (first / name).stat().st_size > 0, name
     assert "Draw with the fine-tuned models" in (first / "report.html").read_text()
     assert (first / "runs" / "steer" / "grpo" / "seed0" / "page" / "model.json").is_file()
     environment = json.loads((first / "environment.json").read_text())
     assert environment["torch_threads_per_step"] == 1 and environment["packages"]["torch"]
-    assert run_quick(second, "--workers", "1") == 0
+    assert run_quick(second, "--workers", "1", preset="offline-full") == 0
     assert table_files(first) == table_files(second)
     # Re-running finishes nothing new and rewrites the same tables.
     stamps = {p: p.stat().st_mtime_ns for p in first.rglob("metrics.json")}
-    assert run_quick(first) == 0
+    assert run_quick(first, preset="offline-full") == 0
     assert {p: p.stat().st_mtime_ns for p in first.rglob("metrics.json")} == stamps
     assert table_files(first) == table_files(second)
     # Another study into the same folder is refused before anything is written.
-    assert main(["reproduce", "--preset", "offline", "--quick", "--seeds", "3", "--out",
+    assert main(["reproduce", "--preset", "offline", "--quick", "--seeds", "2", "--out",
                  str(first), "--quiet"]) == 2
     assert "other settings" in capsys.readouterr().err
 
