@@ -11,12 +11,12 @@ PRESET_NAMES = ("offline", "offline-full", "offline-paper", "paper")
 
 EPILOG = """\
 presets:
-  offline        the main job (about 40 min on 2 cores with --workers 2): the real Magenta
+  offline        the main job (32 min on a 2-core CPU with 2 workers): the real Magenta
                  bird decoder on two tasks, recognize (reward P(bird)) and steer (reward
                  P(owl)), with the paper's REINFORCE, GRPO and PPO, 3 seeds, 2,000 episodes
                  per run; judge, FID, KID, precision/recall; Pareto plot.
   offline-full   offline at the paper's budget (5,000 episodes per run), plus GRPO's KL
-                 weight swept over 0, each task's own and 0.2 (one seed each; about 80 min).
+                 weight swept over 0, each task's own and 0.2 (one seed each; 76 min there).
   offline-paper  the paper's Table 1/2 offline: SSIM and classifier rewards, sparse and dense,
                  and the discount ablation, on the bird decoder.
   paper          the paper as published: owl model, CLIP ViT-B/32 rewards, n = 2,000 / 500.
