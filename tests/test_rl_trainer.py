@@ -139,6 +139,43 @@ def test_resume_continues_to_the_same_weights(tmp_path):
     assert [int(r["batch"]) for r in rows] == [1, 2, 3, 4]
 
 
+@pytest.mark.parametrize("failing_write", ["model", "state"])
+def test_a_kill_between_checkpoint_files_resumes_to_the_same_weights(tmp_path, monkeypatch,
+                                                                     failing_write):
+    """A checkpoint is two files (the resume state, then model.safetensors): a kill while
+    writing either one, at any batch, must resume to the uninterrupted run's weights."""
+    import sketchrl.rl.run as run_module
+    from sketchrl.rl.run_files import RunState
+
+    config = tiny_config(checkpoint_every=1)
+    straight = tiny_vae()
+    train(config, tmp_path / "straight", policy=straight, reward=InkReward(), progress=False)
+    calls = {"count": 0}
+    real = run_module.save_model if failing_write == "model" else RunState.save
+
+    def dies_at_batch_3(*args, **kwargs):
+        calls["count"] += 1
+        if calls["count"] == 3:  # the checkpoint after batch 3: the kill arrives here
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    if failing_write == "model":
+        monkeypatch.setattr(run_module, "save_model", dies_at_batch_3)
+    else:
+        monkeypatch.setattr(RunState, "save", dies_at_batch_3)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, tmp_path / "resumed", policy=tiny_vae(), reward=InkReward(),
+              progress=False)
+    monkeypatch.undo()
+    resumed = tiny_vae()
+    train(config, tmp_path / "resumed", policy=resumed, reward=InkReward(),
+          resume=True, progress=False)
+    for name, value in parameters(straight).items():
+        torch.testing.assert_close(parameters(resumed)[name], value, rtol=0, atol=0)
+    rows = read_metrics(tmp_path / "resumed" / "metrics.csv")
+    assert [int(r["batch"]) for r in rows] == [1, 2, 3, 4]
+
+
 def test_refuses_to_overwrite_or_resume_a_different_run(tmp_path):
     out = tmp_path / "run"
     train(tiny_config(episodes=16), out, policy=tiny_vae(), reward=InkReward(), progress=False)

@@ -4,6 +4,7 @@ sketch-rnn-js ``.json`` files, and ``sketchrnn:<category>`` asset names."""
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import torch
@@ -31,7 +32,9 @@ def save_model(model: SketchRNN, directory: str | Path) -> Path:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    save_file(tensors, str(directory / WEIGHTS_FILE), metadata={"format": "pt"})
+    temporary = directory / f"{WEIGHTS_FILE}.tmp"  # atomic: a kill never leaves half a file
+    save_file(tensors, str(temporary), metadata={"format": "pt"})
+    os.replace(temporary, directory / WEIGHTS_FILE)
     model.config.save_json(directory / CONFIG_FILE)
     logger.info("saved model %s to %s", model.config.name, directory)
     return directory

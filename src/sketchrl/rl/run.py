@@ -63,7 +63,9 @@ def train_run(config: RLConfig, out_dir: str | Path, *, resume: bool = False,
     write_run_config(config, out_dir)
     elapsed, attempts = 0.0, 1
     if saved_state is not None:
-        trainer.policy.load_state_dict(load_model(out_dir, device=trainer.device).state_dict())
+        if not saved_state.policy:  # a state from before the policy was part of it
+            trainer.policy.load_state_dict(
+                load_model(out_dir, device=trainer.device).state_dict())
         trainer.load_state(saved_state)
         elapsed, attempts = saved_state.elapsed, saved_state.attempts + 1
     if trainer.batch_index >= config.num_batches:
@@ -100,11 +102,12 @@ def train_run(config: RLConfig, out_dir: str | Path, *, resume: bool = False,
 
 
 def save_checkpoint(trainer: Trainer, out_dir: Path, elapsed: float, attempts: int) -> None:
-    """Policy at the top level of ``out_dir`` (loadable as a model), resume state beside it."""
-    save_model(trainer.policy, out_dir)
+    """Resume state (with the policy, in one atomic file), then the policy at the top level of
+    ``out_dir`` (loadable as a model); a kill between the two resumes from the state."""
     state: RunState = trainer.state()
     state.elapsed, state.attempts = elapsed, attempts
     state.save(out_dir)
+    save_model(trainer.policy, out_dir)
 
 
 def progress_bar(config: RLConfig, initial: int, enabled: bool):

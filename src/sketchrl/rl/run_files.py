@@ -26,6 +26,7 @@ STATE_FILE = Path("checkpoints") / "state.pt"
 RESUMABLE_CHANGES = ("episodes", "checkpoint_every", "device", "kl_log_every")
 # Everything a run writes (a folder holding only these belongs to a sketchrl run).
 RUN_FILES = {CONFIG_FILE, METRICS_FILE, "tb", "checkpoints", "model.safetensors",
+             "model.safetensors.tmp",
              "model_config.json", "reward_curve.png", "DONE"}
 
 
@@ -37,6 +38,10 @@ class RunState:
     batch_index: int
     optimizer: dict[str, Any]
     modules: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # The policy's weights at this checkpoint: one atomic file holds everything a resume needs,
+    # so a kill between writing it and model.safetensors cannot pair weights and optimiser
+    # state of different batches (empty in states written before it was added).
+    policy: dict[str, Any] = dataclasses.field(default_factory=dict)
     elapsed: float = 0.0  # seconds of training up to this checkpoint, over all attempts
     attempts: int = 1  # how many times the run was started (1 + resumes)
 

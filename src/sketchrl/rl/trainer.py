@@ -235,10 +235,15 @@ class Trainer:
 
     # -- state for --resume -------------------------------------------------------------------
     def state(self) -> RunState:
+        policy = {key: value.detach().to("cpu", copy=True)
+                  for key, value in self.policy.state_dict().items()}
         return RunState(batch_index=self.batch_index, optimizer=self.optimizer.state_dict(),
-                        modules=self.algorithm.state_dict())
+                        modules=self.algorithm.state_dict(), policy=policy)
 
     def load_state(self, state: RunState) -> None:
+        """Continue from ``state`` (the policy too, when the state holds it)."""
+        if state.policy:
+            self.policy.load_state_dict(state.policy)
         self.batch_index = state.batch_index
         self.optimizer.load_state_dict(state.optimizer)
         self.algorithm.load_state_dict(state.modules)
