@@ -172,6 +172,35 @@ def test_resume_continues_from_the_saved_step(birds, tmp_path):
     assert changed  # the resumed steps moved the weights
 
 
+def test_a_kill_between_checkpoint_files_resumes_from_the_state(birds, tmp_path, monkeypatch):
+    """The state file is written before model.safetensors: a kill between the two resumes
+    with the state's weights (step 4), not the older model file's (step 2)."""
+    import sketchrl.models.pretrain as pretrain_module
+
+    straight = dataclasses.replace(_run(birds, tmp_path / "straight", 4, max_seq_len=30),
+                                   save_every=2)
+    pretrain(straight, tmp_path / "straight", progress=False)
+    calls = {"count": 0}
+    real_save_model = pretrain_module.save_model
+
+    def dies_at_step_4(*args, **kwargs):
+        calls["count"] += 1
+        if calls["count"] == 2:
+            raise KeyboardInterrupt
+        return real_save_model(*args, **kwargs)
+
+    killed = tmp_path / "killed"
+    monkeypatch.setattr(pretrain_module, "save_model", dies_at_step_4)
+    with pytest.raises(KeyboardInterrupt):
+        pretrain(dataclasses.replace(straight), killed, progress=False)
+    monkeypatch.undo()
+    result = pretrain(load_pretrain_config(killed), killed, resume=True, progress=False)
+    assert result.first_step == 4
+    expected = load_model(tmp_path / "straight").state_dict()
+    for key, value in result.model.state_dict().items():
+        torch.testing.assert_close(value, expected[key], rtol=0, atol=0)
+
+
 def test_refuses_a_non_empty_output_folder(birds, tmp_path):
     out = tmp_path / "busy"
     out.mkdir()

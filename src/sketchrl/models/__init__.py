@@ -12,7 +12,7 @@ Public API (see docs/ARCHITECTURE.md, "Models"):
 
 from sketchrl.models.cells import CELLS, build_cell
 from sketchrl.models.config import SketchRNNConfig
-from sketchrl.models.io import load_model, save_model
+from sketchrl.models.io import cpu_state_dict, load_model, save_model
 from sketchrl.models.mixture import MixtureParams, apply_temperature, split_output
 from sketchrl.models.rollout import Rollout
 from sketchrl.models.sampling import sample_rollout, sample_sketches
@@ -28,6 +28,7 @@ __all__ = [
     "SketchRNNOutput",
     "apply_temperature",
     "build_cell",
+    "cpu_state_dict",
     "export_sketch_rnn_js",
     "kl_loss",
     "load_model",

@@ -27,11 +27,17 @@ MODEL_FORMS = (
 )
 
 
+def cpu_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The model's weights as contiguous CPU tensors (what checkpoints store)."""
+    return {key: value.detach().to("cpu").contiguous()
+            for key, value in model.state_dict().items()}
+
+
 def save_model(model: SketchRNN, directory: str | Path) -> Path:
     """Write ``model.safetensors`` and ``model_config.json`` into ``directory`` (created)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    tensors = cpu_state_dict(model)
     temporary = directory / f"{WEIGHTS_FILE}.tmp"  # atomic: a kill never leaves half a file
     save_file(tensors, str(temporary), metadata={"format": "pt"})
     os.replace(temporary, directory / WEIGHTS_FILE)

@@ -33,7 +33,7 @@ from sketchrl.config import Config
 from sketchrl.data import StrokeDataset, load_ndjson_stroke3, load_sketchrnn_npz
 from sketchrl.errors import ConfigError, DataError
 from sketchrl.models.config import SketchRNNConfig
-from sketchrl.models.io import load_model_directory, save_model
+from sketchrl.models.io import cpu_state_dict, load_model_directory, save_model
 from sketchrl.models.sketch_rnn import SketchRNN, kl_loss, reconstruction_loss
 
 logger = logging.getLogger(__name__)
@@ -262,11 +262,14 @@ def load_pretrain_config(out_dir: str | Path) -> PretrainConfig:
 
 def save_checkpoint(model: SketchRNN, optimizer: torch.optim.Optimizer, step: int,
                     out_dir: Path) -> None:
-    """Weights + config via ``save_model``, then optimizer and step (written atomically)."""
-    save_model(model, out_dir)
+    """Weights, optimizer and step in one atomic state file, then weights + config via
+    ``save_model``: a kill between the two resumes from the state, never from weights of
+    another step than its optimizer's."""
     temporary = out_dir / f"{STATE_FILE}.tmp"
-    torch.save({"step": step, "optimizer": optimizer.state_dict()}, temporary)
+    torch.save({"step": step, "optimizer": optimizer.state_dict(),
+                "model": cpu_state_dict(model)}, temporary)
     os.replace(temporary, out_dir / STATE_FILE)
+    save_model(model, out_dir)
 
 
 def _append_metrics(out_dir: Path, split: str, step: int, metrics: dict[str, float],
@@ -342,6 +345,8 @@ def _restore_or_start(config: PretrainConfig, out_dir: Path, resume: bool, split
     if not resume:
         return model, optimizer, 0
     state = torch.load(out_dir / STATE_FILE, map_location=device, weights_only=True)
+    if "model" in state:  # absent in states written before the weights were part of it
+        model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     return model, optimizer, int(state["step"])
 

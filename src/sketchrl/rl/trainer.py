@@ -19,7 +19,7 @@ import math
 import torch
 
 from sketchrl.devices import resolve_device
-from sketchrl.models import Rollout, SketchRNN, load_model
+from sketchrl.models import Rollout, SketchRNN, cpu_state_dict, load_model
 from sketchrl.rewards import DenseReward, Reward, build_reward
 from sketchrl.rl.algorithms import get_algorithm
 from sketchrl.rl.config import RLConfig
@@ -235,10 +235,8 @@ class Trainer:
 
     # -- state for --resume -------------------------------------------------------------------
     def state(self) -> RunState:
-        policy = {key: value.detach().to("cpu", copy=True)
-                  for key, value in self.policy.state_dict().items()}
         return RunState(batch_index=self.batch_index, optimizer=self.optimizer.state_dict(),
-                        modules=self.algorithm.state_dict(), policy=policy)
+                        modules=self.algorithm.state_dict(), policy=cpu_state_dict(self.policy))
 
     def load_state(self, state: RunState) -> None:
         """Continue from ``state`` (the policy too, when the state holds it)."""
