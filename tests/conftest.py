@@ -65,6 +65,25 @@ def untrained_classifier_dir(tmp_path):
     return save_classifier(classifier.eval(), config, tmp_path / "classifier")
 
 
+@pytest.fixture
+def kill_on_call(monkeypatch):
+    """``kill_on_call(owner, name, n)``: the n-th call of ``owner.name`` raises
+    KeyboardInterrupt (a kill arriving there); ``monkeypatch.undo()`` restores it."""
+
+    def patch(owner, name: str, n: int) -> None:
+        real, calls = getattr(owner, name), {"count": 0}
+
+        def dies_on_the_nth_call(*args, **kwargs):
+            calls["count"] += 1
+            if calls["count"] == n:
+                raise KeyboardInterrupt
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(owner, name, dies_on_the_nth_call)
+
+    return patch
+
+
 def pytest_collection_modifyitems(config, items):
     """Tests marked ``cuda`` skip without a GPU (``benchmarks/gpu_check.sh`` runs them)."""
     if torch.cuda.is_available():

@@ -172,7 +172,8 @@ def test_resume_continues_from_the_saved_step(birds, tmp_path):
     assert changed  # the resumed steps moved the weights
 
 
-def test_a_kill_between_checkpoint_files_resumes_from_the_state(birds, tmp_path, monkeypatch):
+def test_a_kill_between_checkpoint_files_resumes_from_the_state(birds, tmp_path, monkeypatch,
+                                                                kill_on_call):
     """The state file is written before model.safetensors: a kill between the two resumes
     with the state's weights (step 4), not the older model file's (step 2)."""
     import sketchrl.models.pretrain as pretrain_module
@@ -180,17 +181,8 @@ def test_a_kill_between_checkpoint_files_resumes_from_the_state(birds, tmp_path,
     straight = dataclasses.replace(_run(birds, tmp_path / "straight", 4, max_seq_len=30),
                                    save_every=2)
     pretrain(straight, tmp_path / "straight", progress=False)
-    calls = {"count": 0}
-    real_save_model = pretrain_module.save_model
-
-    def dies_at_step_4(*args, **kwargs):
-        calls["count"] += 1
-        if calls["count"] == 2:
-            raise KeyboardInterrupt
-        return real_save_model(*args, **kwargs)
-
     killed = tmp_path / "killed"
-    monkeypatch.setattr(pretrain_module, "save_model", dies_at_step_4)
+    kill_on_call(pretrain_module, "save_model", 2)  # the checkpoint of step 4
     with pytest.raises(KeyboardInterrupt):
         pretrain(dataclasses.replace(straight), killed, progress=False)
     monkeypatch.undo()

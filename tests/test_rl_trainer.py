@@ -141,7 +141,7 @@ def test_resume_continues_to_the_same_weights(tmp_path):
 
 @pytest.mark.parametrize("failing_write", ["model", "state"])
 def test_a_kill_between_checkpoint_files_resumes_to_the_same_weights(tmp_path, monkeypatch,
-                                                                     failing_write):
+                                                                     kill_on_call, failing_write):
     """A checkpoint is two files (the resume state, then model.safetensors): a kill while
     writing either one, at any batch, must resume to the uninterrupted run's weights."""
     import sketchrl.rl.run as run_module
@@ -150,19 +150,11 @@ def test_a_kill_between_checkpoint_files_resumes_to_the_same_weights(tmp_path, m
     config = tiny_config(checkpoint_every=1)
     straight = tiny_vae()
     train(config, tmp_path / "straight", policy=straight, reward=InkReward(), progress=False)
-    calls = {"count": 0}
-    real = run_module.save_model if failing_write == "model" else RunState.save
-
-    def dies_at_batch_3(*args, **kwargs):
-        calls["count"] += 1
-        if calls["count"] == 3:  # the checkpoint after batch 3: the kill arrives here
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
+    # the checkpoint after batch 3: the kill arrives while one of its files is written
     if failing_write == "model":
-        monkeypatch.setattr(run_module, "save_model", dies_at_batch_3)
+        kill_on_call(run_module, "save_model", 3)
     else:
-        monkeypatch.setattr(RunState, "save", dies_at_batch_3)
+        kill_on_call(RunState, "save", 3)
     with pytest.raises(KeyboardInterrupt):
         train(config, tmp_path / "resumed", policy=tiny_vae(), reward=InkReward(),
               progress=False)
