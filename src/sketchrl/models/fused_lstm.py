@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from sketchrl.models.cells import FORGET_BIAS, LSTMCell
+from sketchrl.models.native import native_loops, usable_for
 
 #: Magenta's gate blocks (i, g, f, o) -> this module's order (i, f, g, o).
 GATE_ORDER = (0, 2, 1, 3)
@@ -103,34 +104,48 @@ class LSTMSequence(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_hidden: Tensor):
         h0, c0, w_hh, activations, cells, hidden = ctx.saved_tensors
-        batch, steps, size = hidden.shape
+        size = hidden.shape[2]
         # Step-major layout, so that each step of the loop reads and writes contiguous memory.
-        i, f, g, o = activations.transpose(0, 1).split(size, dim=2)
-        tanh_c = torch.tanh(cells.transpose(0, 1))
-        c_prev = torch.cat([c0.unsqueeze(0), cells.transpose(0, 1)[:-1]], dim=0)
-        # d(pre-activation) = dc * coefficient for i, f, g and dh * coefficient for o.
-        coefficients = torch.stack(
-            [g * i * (1 - i), c_prev * f * (1 - f), i * (1 - g * g), tanh_c * o * (1 - o)],
-            dim=2,
-        )  # (T, B, 4, H)
-        dc_from_h = (o * (1 - tanh_c * tanh_c)).contiguous()
-        forget = f.contiguous()
-        grad_hidden = grad_hidden.transpose(0, 1).contiguous()
-        grad_gates = torch.empty_like(coefficients)
-        w_hh_t = w_hh.t().contiguous()
-        dh_next = torch.zeros_like(h0)
-        dc_next = torch.zeros_like(c0)
-        for t in range(steps - 1, -1, -1):
-            dh = grad_hidden[t] + dh_next
-            dc = torch.addcmul(dc_next, dh, dc_from_h[t])
-            torch.mul(coefficients[t, :, :3], dc.unsqueeze(1), out=grad_gates[t, :, :3])
-            torch.mul(coefficients[t, :, 3], dh, out=grad_gates[t, :, 3])
-            dc_next = dc * forget[t]
-            dh_next = grad_gates[t].view(batch, 4 * size) @ w_hh_t
-        grad_gates = grad_gates.view(steps, batch, 4 * size)
+        step_major = [x.transpose(0, 1).contiguous() for x in (grad_hidden, activations, cells)]
+        native = native_loops() if usable_for(hidden.device, hidden.dtype) else None
+        if native is not None:
+            grad_gates, dh0, dc0 = native.lstm_backward(*step_major, c0.contiguous(),
+                                                        w_hh.t().contiguous())
+        else:
+            grad_gates, dh0, dc0 = recurrence_backward(*step_major, c0, w_hh)
         h_prev = torch.cat([h0.unsqueeze(0), hidden.transpose(0, 1)[:-1]], dim=0)
         grad_w_hh = h_prev.reshape(-1, size).t() @ grad_gates.reshape(-1, 4 * size)
-        return grad_gates.transpose(0, 1), dh_next, dc_next, grad_w_hh, None
+        return grad_gates.transpose(0, 1), dh0, dc0, grad_w_hh, None
+
+
+def recurrence_backward(grad_hidden: Tensor, activations: Tensor, cells: Tensor, c0: Tensor,
+                        w_hh: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """The backward recurrence in Python (step-major ``(T, B, ...)`` inputs): gradients of the
+    pre-activations ``(T, B, 4H)``, of ``h0`` and of ``c0``. ``csrc/decoder_loops.cpp`` does
+    the same products in the same order in one pass per step."""
+    steps, batch, size = cells.shape
+    i, f, g, o = activations.split(size, dim=2)
+    tanh_c = torch.tanh(cells)
+    c_prev = torch.cat([c0.unsqueeze(0), cells[:-1]], dim=0)
+    # d(pre-activation) = dc * coefficient for i, f, g and dh * coefficient for o.
+    coefficients = torch.stack(
+        [g * i * (1 - i), c_prev * f * (1 - f), i * (1 - g * g), tanh_c * o * (1 - o)],
+        dim=2,
+    )  # (T, B, 4, H)
+    dc_from_h = (o * (1 - tanh_c * tanh_c)).contiguous()
+    forget = f.contiguous()
+    grad_gates = torch.empty_like(coefficients)
+    w_hh_t = w_hh.t().contiguous()
+    dh_next = torch.zeros_like(c0)
+    dc_next = torch.zeros_like(c0)
+    for t in range(steps - 1, -1, -1):
+        dh = grad_hidden[t] + dh_next
+        dc = torch.addcmul(dc_next, dh, dc_from_h[t])
+        torch.mul(coefficients[t, :, :3], dc.unsqueeze(1), out=grad_gates[t, :, :3])
+        torch.mul(coefficients[t, :, 3], dh, out=grad_gates[t, :, 3])
+        dc_next = dc * forget[t]
+        dh_next = grad_gates[t].view(batch, 4 * size) @ w_hh_t
+    return grad_gates.view(steps, batch, 4 * size), dh_next, dc_next
 
 
 def lstm_sequence(gates_in: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor,

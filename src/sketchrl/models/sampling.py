@@ -10,6 +10,7 @@ and five element-wise ops a step); any other cell uses :meth:`Decoder.step`.
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import TYPE_CHECKING
 
@@ -29,6 +30,7 @@ from sketchrl.models.mixture import (
     row_log_prob,
     split_output,
 )
+from sketchrl.models.native import native_loops, run_native_steps, usable_for
 from sketchrl.models.rollout import Rollout
 
 if TYPE_CHECKING:
@@ -146,6 +148,33 @@ class FusedLSTMStepper:
             self.c, self.h = model.decoder.start_state(batch, z).split(cell.num_units, dim=1)
         self.recording = Recording()
         self.outputs: list[Tensor] = []
+        self.native: list[Tensor] | None = None
+        self.native_steps = 0
+
+    def allocate_native(self, max_len: int) -> list[Tensor]:
+        """Step-major buffers the C++ loop writes (:mod:`sketchrl.models.native`): rows,
+        sampled mask, outputs, cell outputs, and (when recording) activations and cell states."""
+        batch, hidden = self.h.shape
+        empty = functools.partial(torch.empty, dtype=self.h.dtype, device=self.h.device)
+        self.native = [empty(max_len, batch, 5),
+                       torch.empty(max_len, batch, dtype=torch.bool, device=self.h.device),
+                       empty(max_len, batch, self.w_out.shape[1]), empty(max_len, batch, hidden),
+                       empty(max_len if self.record else 0, batch, 4 * hidden),
+                       empty(max_len if self.record else 0, batch, hidden)]
+        return self.native
+
+    def _recorded(self, steps: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Outputs, activations, cell states and cell outputs ``(B, T, ...)`` of the T steps."""
+        if self.native is not None:
+            # batch-major copies of what later products reduce over (B, T) rows, so that they
+            # sum in the same order as after the Python loop; the rest stays step-major views
+            _, _, outputs, hidden, activations, cells = (
+                buffer[:steps].transpose(0, 1) for buffer in self.native)
+            return outputs.contiguous(), activations, cells, hidden.contiguous()
+        outputs = torch.stack(self.outputs[:steps], dim=1)
+        if not self.record:
+            return outputs, None, None, torch.stack(self.recording.hidden[:steps], dim=1)
+        return (outputs, *self.recording.stacked(steps))
 
     def step(self, rows: Tensor) -> Tensor:
         with torch.no_grad():
@@ -162,9 +191,9 @@ class FusedLSTMStepper:
     def finish(self, strokes: Tensor) -> tuple[Tensor, Tensor]:
         """Raw outputs and cell outputs of the T steps; differentiable when recording."""
         steps = strokes.shape[1]
+        outputs, activations, cells, hidden = self._recorded(steps)
         if not self.record:
-            return (torch.stack(self.outputs[:steps], dim=1),
-                    torch.stack(self.recording.hidden[:steps], dim=1))
+            return outputs, hidden
         model = self.model
         decoder = model.decoder
         weights = LSTMWeights.of(decoder.cell)
@@ -175,7 +204,7 @@ class FusedLSTMStepper:
         gates_in = (inputs @ weights.w_x[:5]) + bias.unsqueeze(-2)
         c0, h0 = decoder.start_state(strokes.shape[0], self.z).split(decoder.cell.num_units,
                                                                      dim=1)
-        hidden = lstm_sequence(gates_in, h0, c0, weights.w_hh, self.recording.stacked(steps))
+        hidden = lstm_sequence(gates_in, h0, c0, weights.w_hh, (activations, cells, hidden))
         return decoder.output(hidden), hidden
 
 
@@ -243,12 +272,19 @@ def sample_rollout(
         stepper = FusedLSTMStepper(model, z, n, record=grad) if use_fused \
             else ReferenceStepper(model, z, n)
     noise = StepNoiseSource(n, num_mixture, device, generator, temperature.logit_divisor)
-    with torch.set_grad_enabled(grad and not use_fused):
-        all_rows, masks = _run_steps(stepper, noise, model.start_token.expand(n, 5), max_len,
-                                     temperature, num_mixture, prefix, prefix_lengths,
-                                     progress)
+    start_rows = model.start_token.expand(n, 5)
+    native = native_loops() if use_fused and prefix is None \
+        and usable_for(device, start_rows.dtype) else None
+    if native is not None:
+        strokes, mask = run_native_steps(native, stepper, noise, start_rows, max_len,
+                                         temperature, num_mixture, progress)
+    else:
+        with torch.set_grad_enabled(grad and not use_fused):
+            all_rows, masks = _run_steps(stepper, noise, start_rows, max_len, temperature,
+                                         num_mixture, prefix, prefix_lengths, progress)
+        strokes, mask = torch.stack(all_rows, dim=1), torch.stack(masks, dim=1)
     with torch.set_grad_enabled(grad):
-        return _finish(stepper, all_rows, masks, z, prefix_lengths, temperature, num_mixture,
+        return _finish(stepper, strokes, mask, z, prefix_lengths, temperature, num_mixture,
                        keep_outputs)
 
 
@@ -279,16 +315,16 @@ def _run_steps(stepper: FusedLSTMStepper | ReferenceStepper, noise: StepNoiseSou
     return all_rows, masks
 
 
-def _finish(stepper: FusedLSTMStepper | ReferenceStepper, all_rows: list[Tensor],
-            masks: list[Tensor], z: Tensor | None, prefix_lengths: Tensor | None,
-            temperature: Temperature, num_mixture: int, keep_outputs: bool) -> Rollout:
-    """Stack the steps (dropping those run after every sketch had ended) and score the rows."""
-    strokes = torch.stack(all_rows, dim=1)
+def _finish(stepper: FusedLSTMStepper | ReferenceStepper, strokes: Tensor, mask: Tensor,
+            z: Tensor | None, prefix_lengths: Tensor | None, temperature: Temperature,
+            num_mixture: int, keep_outputs: bool) -> Rollout:
+    """Drop the steps run after every sketch had ended and score the rows (``strokes (B, T,
+    5)``, ``mask (B, T)``: the rows and sampled-step mask of every step run)."""
     ended_before = torch.cumsum(strokes[..., 2 + PEN_END], dim=1) - strokes[..., 2 + PEN_END]
     running = ended_before < 0.5  # (B, T): no end row before this step
     steps = int(running.any(dim=0).sum())
     strokes, running = strokes[:, :steps], running[:, :steps]
-    mask = torch.stack(masks, dim=1)[:, :steps]
+    mask = mask[:, :steps]
     y, hidden = stepper.finish(strokes)
     params = apply_temperature(split_output(y, num_mixture), temperature)
     log_probs = torch.where(mask, row_log_prob(params, strokes), 0.0)

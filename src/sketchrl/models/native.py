@@ -1,0 +1,108 @@
+"""The decoder's recurrent loops in C++ (``csrc/decoder_loops.cpp``): compiled on first use.
+
+On the CPU a step of a 16-sketch batch costs more in Python and per-op dispatch than in its
+matrix products: the draw from the output head alone is a few dozen tiny tensor ops, and the
+backward recurrence another handful per step. :func:`native_loops` compiles both loops once
+with ``torch.utils.cpp_extension`` (about a minute; cached under ``TORCH_EXTENSIONS_DIR``, by
+default ``~/.cache/torch_extensions``): :func:`run_native_steps` samples one noise chunk per
+call, and :class:`~sketchrl.models.fused_lstm.LSTMSequence` runs its backward recurrence in
+one call. Both do the Python code's arithmetic in the same order (ATen's own exp and tanh), so
+the results are the same bit for bit (``tests/test_native.py``). Without a C++ compiler, or
+with ``SKETCHRL_NATIVE=0``, everything runs in Python.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor
+
+from sketchrl.models.mixture import RHO_MARGIN, Temperature
+
+if TYPE_CHECKING:
+    from sketchrl.models.sampling import FusedLSTMStepper, StepNoiseSource
+
+logger = logging.getLogger(__name__)
+
+SOURCE = Path(__file__).with_name("csrc") / "decoder_loops.cpp"
+NAME = "sketchrl_decoder_loops"
+#: Environment variable that turns the C++ loop off ("0", "false", "no", "off").
+SWITCH = "SKETCHRL_NATIVE"
+
+
+def native_enabled() -> bool:
+    """False when ``SKETCHRL_NATIVE`` says off."""
+    return os.environ.get(SWITCH, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+@functools.lru_cache(maxsize=1)
+def _compiled() -> ModuleType | None:
+    quiet = logging.getLogger("torch.utils.cpp_extension")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # "No CUDA runtime is found": irrelevant to CPU-only loops
+    try:
+        from torch.utils import cpp_extension
+
+        logger.info("loading the C++ decoder loops (the first use compiles them: ~1 minute)")
+        return cpp_extension.load(NAME, [str(SOURCE)],
+                                  extra_cflags=["-O3", "-ffp-contract=off"], verbose=False)
+    except Exception as error:  # no compiler, no ninja, no headers: the Python loops instead
+        reason = (str(error).strip().splitlines() or [""])[0]
+        logger.warning("the C++ decoder loops are unavailable (%s: %s); running them in "
+                       "Python (set %s=0 to skip this attempt)", type(error).__name__, reason,
+                       SWITCH)
+        return None
+    finally:
+        quiet.setLevel(level)
+
+
+def native_loops() -> ModuleType | None:
+    """The compiled loops, or None when switched off or unavailable."""
+    return _compiled() if native_enabled() else None
+
+
+def usable_for(device: torch.device, dtype: torch.dtype) -> bool:
+    """Whether tensors on ``device`` in ``dtype`` can use the C++ loops (when compiled)."""
+    return device.type == "cpu" and dtype in (torch.float32, torch.float64) and native_enabled()
+
+
+def run_native_steps(native: ModuleType, stepper: FusedLSTMStepper, noise: StepNoiseSource,
+                     start_rows: Tensor, max_len: int, temperature: Temperature,
+                     num_mixture: int, progress: bool = False) -> tuple[Tensor, Tensor]:
+    """The sampling loop in C++: strokes ``(B, T, 5)`` and the sampled-step mask ``(B, T)``.
+
+    Fills ``stepper`` with the outputs, cell outputs and (when recording) activations and cell
+    states of the T steps, as its Python step would.
+    """
+    from tqdm.auto import tqdm
+
+    batch = stepper.h.shape[0]
+    buffers = stepper.allocate_native(max_len)
+    rows = start_rows.contiguous().clone()
+    active = torch.ones(batch, dtype=torch.bool)
+    h, c = stepper.h.contiguous().clone(), stepper.c.contiguous().clone()
+    done, bar = 0, tqdm(total=max_len, desc="sampling", unit="step", disable=not progress,
+                        leave=False)
+    with torch.no_grad(), bar:
+        while done < max_len:
+            noise(done)  # the same chunks, drawn in the same order, as the Python loop
+            count = min(noise.start + len(noise.gumbel) - done, max_len - done)
+            ran = native.sample_steps(
+                stepper.w_rows, stepper.w_hh, stepper.bias, stepper.w_out, stepper.b_out,
+                h, c, rows, active, noise.gumbel[done - noise.start:].to(h.dtype),
+                noise.normal[done - noise.start:].to(h.dtype), temperature.log_sigma_offset,
+                num_mixture,
+                RHO_MARGIN, *(buffer[done:] for buffer in buffers), stepper.record, count)
+            done += ran
+            bar.update(ran)
+            if not bool(active.any()):
+                break
+    stepper.native_steps = done
+    return (buffers[0][:done].transpose(0, 1).contiguous(),
+            buffers[1][:done].transpose(0, 1).contiguous())
