@@ -103,6 +103,31 @@ def measure_rates(batch: int, hidden: int, out: int, steps: int) -> dict[str, fl
     }
 
 
+def lstm_roofline_seconds(batch: int, steps: int, hidden: int, rates: dict) -> float:
+    """The LSTM's share of :func:`roofline_seconds` (no output head)."""
+    flops_step = 2 * batch * (5 + hidden) * 4 * hidden
+    forward = steps * flops_step / rates["step"]
+    backward = steps * 2 * batch * 4 * hidden * hidden / rates["dh"]
+    return (forward + backward + flops_step * steps / rates["dw"]) / 1e9
+
+
+def vendor_lstm_seconds(batch: int, steps: int, hidden: int, repeats: int = 5) -> float:
+    """Median forward + backward time of ``torch.nn.LSTM`` (oneDNN's fused kernel on the CPU,
+    cuDNN's on a GPU) over a teacher-forced ``(batch, steps, 5)`` input: what a vendor kernel
+    reaches on the recurrence alone, without sampling between the steps."""
+    lstm = torch.nn.LSTM(5, hidden, batch_first=True).to(DEVICE)
+    inputs = torch.randn(batch, steps, 5, device=DEVICE)
+    times = []
+    for k in range(repeats + 2):
+        sync()
+        started = time.perf_counter()
+        lstm(inputs)[0].sum().backward()
+        sync()
+        if k >= 2:
+            times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
 def reinforce_batch(trainer: Trainer, batch_index: int, reference: bool = False) -> tuple:
     """One update of today's trainer, stage by stage; returns ``(Stages, steps)``."""
     stages = Stages()
@@ -254,6 +279,12 @@ def report_reinforce(args: argparse.Namespace) -> None:
                                  for r, _ in runs)
     print(f"  without render+reward  {learning * 1e3:8.1f} ms  -> "
           f"{statistics.median((r.total - r.seconds['render'] - r.seconds['reward']) / f for (r, _), f in zip(runs, roof, strict=True)):.2f}x the roofline")  # noqa: E501
+    median_steps = int(statistics.median(steps))
+    vendor = vendor_lstm_seconds(16, median_steps, hidden)
+    print(f"  for scale: torch.nn.LSTM forward + backward, {median_steps} teacher-forced steps "
+          f"(the vendor's fused kernel, no sampling): {vendor * 1e3:.1f} ms = "
+          f"{vendor / lstm_roofline_seconds(16, median_steps, hidden, rates):.2f}x the "
+          "roofline of the same LSTM work")
 
 
 def report_grpo(args: argparse.Namespace) -> None:

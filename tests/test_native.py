@@ -131,3 +131,22 @@ def test_switched_off_or_unbuildable_falls_back_to_python(monkeypatch, caplog):
         native_module._compiled.cache_clear()
     assert "unavailable (RuntimeError: Error building extension" in caplog.text
     assert torch.equal(off.strokes, fallback.strokes)
+
+
+def test_a_first_build_is_announced(monkeypatch, caplog):
+    """The first use pauses for about a minute: the user is told why (at the CLI's default
+    level, WARNING), and only then."""
+    built = {"value": False}
+    monkeypatch.setenv(SWITCH, "1")
+    monkeypatch.setattr(native_module, "_built", lambda extension: built["value"])
+    monkeypatch.setattr("torch.utils.cpp_extension.load", lambda *args, **kwargs: "loops")
+    try:
+        for value in (False, True):
+            built["value"] = value
+            native_module._compiled.cache_clear()
+            caplog.clear()
+            with caplog.at_level(logging.WARNING, logger="sketchrl.models.native"):
+                assert native_loops() == "loops"
+            assert ("compiling sketchrl's C++ decoder loops" in caplog.text) == (not value)
+    finally:
+        native_module._compiled.cache_clear()

@@ -49,7 +49,8 @@ def _compiled() -> ModuleType | None:
     try:
         from torch.utils import cpp_extension
 
-        logger.info("loading the C++ decoder loops (the first use compiles them: ~1 minute)")
+        if not _built(cpp_extension):
+            logger.warning("compiling sketchrl's C++ decoder loops (once, about a minute)")
         return cpp_extension.load(NAME, [str(SOURCE)],
                                   extra_cflags=["-O3", "-ffp-contract=off"], verbose=False)
     except Exception as error:  # no compiler, no ninja, no headers: the Python loops instead
@@ -60,6 +61,16 @@ def _compiled() -> ModuleType | None:
         return None
     finally:
         quiet.setLevel(level)
+
+
+def _built(cpp_extension: ModuleType) -> bool:
+    """Whether a compiled library is already in torch's extension cache (a guess: torch
+    rebuilds it anyway when the source changed)."""
+    try:
+        folder = Path(cpp_extension._get_build_directory(NAME, verbose=False))
+    except Exception:  # a private helper of torch: when it changes, just do not announce
+        return True
+    return any(folder.glob(f"{NAME}*.so"))
 
 
 def native_loops() -> ModuleType | None:
