@@ -11,8 +11,10 @@ Prints figures and ratios measured in this run (no assertions):
    roofline of a batch: its matrix FLOPs divided by those rates;
 2. the paper's REINFORCE (16 episodes, up to 250 steps, sparse SSIM reward): today's step split
    into sampling, render, reward, loss, backward and optimiser (and the reference policy, run
-   every ``kl_log_every`` batches), against the step before the speed work (``legacy``) and a
-   naive one (one episode at a time), and against the roofline;
+   every ``kl_log_every`` batches), against the same step with the decoder's loops in Python
+   instead of C++ (``SKETCHRL_NATIVE=0``), the step before the speed work (``legacy``) and a
+   naive one (one episode at a time), and against the roofline, next to what torch's fused
+   LSTM kernel (oneDNN / cuDNN) reaches on the same recurrence without sampling;
 3. GRPO with several epochs (teacher forcing per minibatch);
 4. dense rewards (every 25 steps) against their sparse batch: classifier and SSIM;
 5. episodes per second against batch size (GRPO, one epoch).
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import statistics
 import tempfile
 import time
@@ -33,6 +36,7 @@ import torch
 from rl_baselines import legacy_log_prob, legacy_sample
 
 from sketchrl.models import load_model
+from sketchrl.models.native import SWITCH, native_loops
 from sketchrl.rewards import DenseReward
 from sketchrl.rl import RLConfig, Trainer
 from sketchrl.rl.experience import policy_terms
@@ -126,6 +130,20 @@ def vendor_lstm_seconds(batch: int, steps: int, hidden: int, repeats: int = 5) -
         if k >= 2:
             times.append(time.perf_counter() - started)
     return statistics.median(times)
+
+
+@contextlib.contextmanager
+def python_loops() -> Iterator[None]:
+    """Today's step with the decoder's loops in Python instead of C++."""
+    before = os.environ.get(SWITCH)
+    os.environ[SWITCH] = "0"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ[SWITCH]
+        else:
+            os.environ[SWITCH] = before
 
 
 def reinforce_batch(trainer: Trainer, batch_index: int, reference: bool = False) -> tuple:
@@ -256,6 +274,8 @@ def report_reinforce(args: argparse.Namespace) -> None:
           ", ".join(f"{k} {v:.0f}" for k, v in rates.items()))
     current = [stages.total for stages, _ in runs]
     roof = [roofline_seconds(16, s, hidden, out, rates) for s in steps]
+    with python_loops():
+        python = [reinforce_batch(trainer, 100 + k)[0].total for k in range(args.batches)]
     legacy = [legacy_batch(trainer, 100 + k)[0] for k in range(args.batches)]
     naive = [naive_batch(trainer, 100 + k)[0] for k in range(max(2, args.batches // 3))]
     reference = [reinforce_batch(trainer, 100 + k, reference=True)[0].seconds[
@@ -268,6 +288,8 @@ def report_reinforce(args: argparse.Namespace) -> None:
           f"(every kl_log_every = 10 batches, or every batch with a KL term)")
     med = statistics.median(current)
     print(f"  {'total':<22} {med * 1e3:8.1f} ms  ({16 / med:.0f} episodes/s)")
+    print(f"  Python loops           {statistics.median(python) * 1e3:8.1f} ms  -> "
+          f"the C++ loops are {statistics.median(python) / med:.2f}x faster ({SWITCH}=0)")
     print(f"  legacy step (before)   {statistics.median(legacy) * 1e3:8.1f} ms  -> "
           f"today is {statistics.median(legacy) / med:.2f}x faster (target >= 2.5x)")
     print(f"  naive (per episode)    {statistics.median(naive) * 1e3:8.1f} ms  -> "
@@ -346,6 +368,7 @@ def main() -> None:
     DEVICE = torch.device(args.device)
     torch.set_num_threads(args.threads)
     load_model(args.model)  # fetch once before timing
+    native_loops()  # compile (first use) before timing
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {DEVICE}"
           + (f" ({torch.cuda.get_device_name()})" if DEVICE.type == "cuda" else ""))
     sections = {"reinforce": report_reinforce, "grpo": report_grpo, "dense": report_dense,
