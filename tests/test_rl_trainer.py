@@ -242,3 +242,34 @@ def test_learning_raises_reward_of_fresh_samples_on_the_real_bird(shared_assets)
     test = stats.ttest_ind(after, before, equal_var=False)
     assert after.mean() - before.mean() > 0.1, (before.mean(), after.mean())
     assert test.pvalue < 1e-6, test
+
+
+def test_flushing_denormals_in_backward_changes_no_weight(shared_assets, monkeypatch):
+    """The trainer treats subnormal floats as zero during the backward pass (speed: the mixture
+    head's gradients hold some, and x86 multiplies them slowly). The real bird, trained a few
+    batches with and without it, ends with the same bits, and the switch is restored after."""
+    weights = {}
+    for switch in ("1", "0"):
+        monkeypatch.setenv("SKETCHRL_FTZ", switch)
+        trainer = Trainer(RLConfig(
+            model="sketchrnn:bird", reward="ssim", device="cpu", warmup_batches=1, seed=3,
+            lr=1e-4, reward_options={"target": "quickdraw:bird/simplified"}))
+        for _ in range(3):
+            trainer.run_batch()
+        weights[switch] = parameters(trainer.policy)
+    for name, value in weights["1"].items():
+        assert torch.equal(value, weights["0"][name]), name
+    subnormal = torch.tensor([1e-40])
+    assert float(subnormal * 1.0) != 0.0, "flushing was left on after the backward pass"
+
+
+def test_flushed_denormals_flushes_on_cpu_only_while_open(monkeypatch):
+    from sketchrl.rl.trainer import flushed_denormals
+
+    subnormal = torch.tensor([1e-40])
+    with flushed_denormals(torch.device("cpu")):
+        assert float(subnormal * 1.0) == 0.0
+    assert float(subnormal * 1.0) != 0.0
+    monkeypatch.setenv("SKETCHRL_FTZ", "0")
+    with flushed_denormals(torch.device("cpu")):
+        assert float(subnormal * 1.0) != 0.0
