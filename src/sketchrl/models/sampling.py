@@ -149,18 +149,23 @@ class FusedLSTMStepper:
         self.recording = Recording()
         self.outputs: list[Tensor] = []
         self.native: list[Tensor] | None = None
-        self.native_steps = 0
 
-    def allocate_native(self, max_len: int) -> list[Tensor]:
-        """Step-major buffers the C++ loop writes (:mod:`sketchrl.models.native`): rows,
-        sampled mask, outputs, cell outputs, and (when recording) activations and cell states."""
+    def allocate_native(self, steps: int) -> list[Tensor]:
+        """Step-major buffers for ``steps`` steps of the C++ loop (:mod:`sketchrl.models.native`):
+        rows, sampled mask, outputs, cell outputs, and (when recording) activations and cell
+        states; :meth:`keep_native` takes the parts filled, in order."""
         batch, hidden = self.h.shape
         empty = functools.partial(torch.empty, dtype=self.h.dtype, device=self.h.device)
-        self.native = [empty(max_len, batch, 5),
-                       torch.empty(max_len, batch, dtype=torch.bool, device=self.h.device),
-                       empty(max_len, batch, self.w_out.shape[1]), empty(max_len, batch, hidden),
-                       empty(max_len if self.record else 0, batch, 4 * hidden),
-                       empty(max_len if self.record else 0, batch, hidden)]
+        recorded = steps if self.record else 0
+        return [empty(steps, batch, 5),
+                torch.empty(steps, batch, dtype=torch.bool, device=self.h.device),
+                empty(steps, batch, self.w_out.shape[1]), empty(steps, batch, hidden),
+                empty(recorded, batch, 4 * hidden), empty(recorded, batch, hidden)]
+
+    def keep_native(self, parts: list[list[Tensor]]) -> list[Tensor]:
+        """Join the filled buffers of each chunk (as :meth:`allocate_native` lists them)."""
+        self.native = [values[0] if len(values) == 1 else torch.cat(values)
+                       for values in zip(*parts, strict=True)]
         return self.native
 
     def _recorded(self, steps: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
