@@ -152,13 +152,14 @@ OFFLINE_TASKS = (
     Task("steer", "steer (reward P(owl): a bird model taught to draw owls)", "owl"),
 )
 #: The offline methods: the paper's REINFORCE and the settings of GRPO and PPO chosen on the
-#: tuning seeds (100, 101; never the study's seeds), as experiments/offline/*.toml. GRPO's are
-#: also each task's best (experiments/offline/<task>_best.toml).
+#: tuning seeds (100-104; never the study's seeds), as experiments/offline/*.toml. GRPO's are
+#: also each task's best (experiments/offline/<task>_best.toml). recognize: the highest judge
+#: rate among the settings that kept >= 95% of the pretrained recall over 5 tuning seeds.
 OFFLINE_METHODS = (
     Method("reinforce", "REINFORCE (paper)"),
     Method("grpo", "GRPO", (("algorithm", "grpo"), ("batch_size", 64), ("group_size", 16),
                             ("epochs", 2), ("minibatches", 2)),
-           per_task=(("recognize", (("lr", 3e-5), ("kl_beta", 0.05), ("entropy_coef", 0.05))),
+           per_task=(("recognize", (("lr", 3e-5), ("kl_beta", 0.05), ("entropy_coef", 0.1))),
                      ("steer", (("lr", 1e-4), ("kl_beta", 0.01))))),
     Method("ppo", "PPO", (("algorithm", "ppo"), ("batch_size", 32), ("epochs", 4),
                           ("minibatches", 2), ("lr", 3e-5), ("kl_beta", 0.05))),
@@ -167,7 +168,7 @@ OFFLINE_METHODS = (
 #: each task's own weight is always among them).
 KL_SWEEP = Sweep("kl_sweep", "KL weight of GRPO", "grpo", "kl_beta", (0.0, 0.2))
 #: Episodes per run of the ``offline`` main job: 40% of the paper's 5,000, so that the whole
-#: study fits about 45 minutes on a 2-core CPU (``offline-full`` runs the paper's budget).
+#: study fits well within 45 minutes on a 2-core CPU (``offline-full`` runs the paper's budget).
 OFFLINE_MAIN_EPISODES = 2000
 OFFLINE_DESCRIPTION = (
     "The real pretrained Magenta bird decoder fine-tuned on two tasks, recognize (reward "
@@ -183,8 +184,8 @@ def offline_preset() -> Preset:
     """The main job: both offline tasks, REINFORCE, GRPO and PPO, three seeds, 2,000 episodes."""
     return dataclasses.replace(
         offline_full_preset(), name="offline",
-        description=OFFLINE_DESCRIPTION + f" {OFFLINE_MAIN_EPISODES:,} episodes per run (about "
-        "45 minutes on 2 CPU cores); offline-full runs the paper's 5,000 and a KL sweep.",
+        description=OFFLINE_DESCRIPTION + f" {OFFLINE_MAIN_EPISODES:,} episodes per run (well "
+        "within 45 minutes on 2 CPU cores); offline-full runs the paper's 5,000 and a KL sweep.",
         training=(("episodes", OFFLINE_MAIN_EPISODES),), sweeps=(),
     )
 
