@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).with_name("csrc") / "decoder_loops.cpp"
 NAME = "sketchrl_decoder_loops"
-#: Environment variable that turns the C++ loop off ("0", "false", "no", "off").
+#: Environment variable that turns the C++ loops off ("0", "false", "no", "off").
 SWITCH = "SKETCHRL_NATIVE"
 
 
