@@ -36,6 +36,15 @@ def single_torch_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def native_loops_built():
+    """Build the C++ decoder loops once, first (about a minute on a fresh machine), so that no
+    subprocess test with a timeout pays for the build."""
+    from sketchrl.models.native import native_loops
+
+    native_loops()
+
+
 @pytest.fixture(scope="session")
 def shared_assets() -> Path:
     """Path of the real-asset mirror; tests that need it fail loudly when it is absent."""
