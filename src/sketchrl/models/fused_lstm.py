@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from sketchrl.models.cells import FORGET_BIAS, LSTMCell
-from sketchrl.models.native import native_loops, usable_for
+from sketchrl.models.native import native_loops_for
 
 #: Magenta's gate blocks (i, g, f, o) -> this module's order (i, f, g, o).
 GATE_ORDER = (0, 2, 1, 3)
@@ -107,7 +107,7 @@ class LSTMSequence(torch.autograd.Function):
         size = hidden.shape[2]
         # Step-major layout, so that each step of the loop reads and writes contiguous memory.
         step_major = [x.transpose(0, 1).contiguous() for x in (grad_hidden, activations, cells)]
-        native = native_loops() if usable_for(hidden.device, hidden.dtype) else None
+        native = native_loops_for(hidden.device, hidden.dtype)
         if native is not None:
             grad_gates, dh0, dc0 = native.lstm_backward(*step_major, c0.contiguous(),
                                                         w_hh.t().contiguous())

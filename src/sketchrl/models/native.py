@@ -78,9 +78,10 @@ def native_loops() -> ModuleType | None:
     return _compiled() if native_enabled() else None
 
 
-def usable_for(device: torch.device, dtype: torch.dtype) -> bool:
-    """Whether tensors on ``device`` in ``dtype`` can use the C++ loops (when compiled)."""
-    return device.type == "cpu" and dtype in (torch.float32, torch.float64) and native_enabled()
+def native_loops_for(device: torch.device, dtype: torch.dtype) -> ModuleType | None:
+    """:func:`native_loops` for tensors on ``device`` in ``dtype``: None unless CPU float32/64."""
+    usable = device.type == "cpu" and dtype in (torch.float32, torch.float64)
+    return native_loops() if usable else None
 
 
 def run_native_steps(native: ModuleType, stepper: FusedLSTMStepper, noise: StepNoiseSource,

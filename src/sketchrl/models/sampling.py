@@ -30,7 +30,7 @@ from sketchrl.models.mixture import (
     row_log_prob,
     split_output,
 )
-from sketchrl.models.native import native_loops, run_native_steps, usable_for
+from sketchrl.models.native import native_loops_for, run_native_steps
 from sketchrl.models.rollout import Rollout
 
 if TYPE_CHECKING:
@@ -278,8 +278,8 @@ def sample_rollout(
             else ReferenceStepper(model, z, n)
     noise = StepNoiseSource(n, num_mixture, device, generator, temperature.logit_divisor)
     start_rows = model.start_token.expand(n, 5)
-    native = native_loops() if use_fused and prefix is None \
-        and usable_for(device, start_rows.dtype) else None
+    native = native_loops_for(device, start_rows.dtype) if use_fused and prefix is None \
+        else None
     if native is not None:
         strokes, mask = run_native_steps(native, stepper, noise, start_rows, max_len,
                                          temperature, num_mixture, progress)

@@ -84,11 +84,13 @@ bool draw_rows(const at::Tensor& y, const at::Tensor& gumbel, const at::Tensor& 
   const T* roots = root.data_ptr<T>();
   const T* normals = normal.data_ptr<T>();
   T* next_rows = rows.data_ptr<T>();
+  T* written_rows = written.data_ptr<T>();
   bool* is_active = active.data_ptr<bool>();
+  bool* was_sampled = sampled.data_ptr<bool>();
   bool any_active = false;
   for (int64_t b = 0; b < batch; ++b) {
     T* row = next_rows + b * 5;
-    sampled.data_ptr<bool>()[b] = is_active[b];
+    was_sampled[b] = is_active[b];
     if (is_active[b]) {
       const T e1 = normals[2 * b], e2 = normals[2 * b + 1];
       const T correlated = rhos[b] * e1 + roots[b] * e2;
@@ -102,7 +104,7 @@ bool draw_rows(const at::Tensor& y, const at::Tensor& gumbel, const at::Tensor& 
       row[2 + kPenEnd] = T(1);
     }
     any_active = any_active || is_active[b];
-    std::copy(row, row + 5, written.data_ptr<T>() + b * 5);
+    std::copy(row, row + 5, written_rows + b * 5);
   }
   return any_active;
 }
