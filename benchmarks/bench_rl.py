@@ -16,7 +16,8 @@ Prints figures and ratios measured in this run (no assertions):
    naive one (one episode at a time), and against the roofline, next to what torch's fused
    LSTM kernel (oneDNN / cuDNN) reaches on the same recurrence without sampling;
 3. GRPO with several epochs (teacher forcing per minibatch);
-4. dense rewards (every 25 steps) against their sparse batch: classifier and SSIM;
+4. dense rewards (every 25 steps) against their sparse batch: classifier and SSIM, the
+   variants taking turns batch by batch from the same weights (the same episodes);
 5. episodes per second against batch size (GRPO, one epoch).
 Each variant runs the same seeds, so the sampled lengths match; medians over the batches.
 """
@@ -332,20 +333,39 @@ def report_dense(args: argparse.Namespace) -> None:
                         Path(folder) / "clf")
         classifier = {"model": str(Path(folder) / "clf"), "category": "bird"}
         print("\n== dense rewards (every 25 steps) against the sparse batch ==")
+        print("  (the three variants take turns batch by batch, each batch from the pretrained "
+              "weights, so that they sample the same episodes and a change in the machine's "
+              "speed hits all of them; ratio = median over the rounds of dense / sparse)")
         for name, reward, options in (("classifier", "classifier", classifier),
                                       ("SSIM", "ssim", SSIM)):
-            times = {}
-            for label, settings in (("sparse", {}), ("dense", {"dense_every": 25}),
-                                    ("dense, final frame", {"dense_every": 25,
-                                                            "dense_frame": "final"})):
-                trainer = make_trainer(args.model, reward, options, **settings)
-                runs = median_over(args.batches, lambda b, t=trainer: reinforce_batch(t, b))
-                times[label] = statistics.median(r.total for r, _ in runs)
-            target = 1.3 if name == "classifier" else 1.6
-            print(f"  {name:<10} sparse {times['sparse'] * 1e3:7.1f} ms, dense "
-                  f"{times['dense'] * 1e3:7.1f} ms ({times['dense'] / times['sparse']:.2f}x, "
-                  f"target <= {target}x), final frame "
-                  f"{times['dense, final frame'] / times['sparse']:.2f}x")
+            variants = {"sparse": {}, "dense": {"dense_every": 25},
+                        "dense, final frame": {"dense_every": 25, "dense_frame": "final"}}
+            trainers = {label: make_trainer(args.model, reward, options, **settings)
+                        for label, settings in variants.items()}
+            start = {key: value.clone()
+                     for key, value in trainers["sparse"].policy.state_dict().items()}
+            rounds = [{label: batch_from(trainer, start, 100 + k)
+                       for label, trainer in trainers.items()} for k in range(args.batches)]
+            print_dense_rounds(name, rounds, 1.3 if name == "classifier" else 1.6)
+
+
+def batch_from(trainer: Trainer, weights: dict, batch_index: int) -> tuple:
+    """:func:`reinforce_batch` from the given policy weights (so that variants sample alike)."""
+    trainer.policy.load_state_dict(weights)
+    return reinforce_batch(trainer, batch_index)
+
+
+def print_dense_rounds(name: str, rounds: list[dict], target: float) -> None:
+    """Median time and steps of each variant, and the median per-round ratio to sparse."""
+    def ratio(label: str) -> float:
+        return statistics.median(r[label][0].total / r["sparse"][0].total for r in rounds)
+
+    times = {label: statistics.median(r[label][0].total for r in rounds) for label in rounds[0]}
+    steps = {label: int(statistics.median(r[label][1] for r in rounds)) for label in rounds[0]}
+    print(f"  {name:<10} sparse {times['sparse'] * 1e3:7.1f} ms, dense "
+          f"{times['dense'] * 1e3:7.1f} ms ({ratio('dense'):.2f}x, target <= {target}x), "
+          f"final frame {ratio('dense, final frame'):.2f}x; median steps "
+          + " / ".join(str(steps[label]) for label in steps))
 
 
 def report_batch_sizes(args: argparse.Namespace) -> None:
