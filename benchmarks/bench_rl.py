@@ -342,6 +342,7 @@ def report_dense(args: argparse.Namespace) -> None:
                         "dense, final frame": {"dense_every": 25, "dense_frame": "final"}}
             trainers = {label: make_trainer(args.model, reward, options, **settings)
                         for label, settings in variants.items()}
+            # copies: a state_dict (and cpu_state_dict on a CPU) shares the live weights' storage
             start = {key: value.clone()
                      for key, value in trainers["sparse"].policy.state_dict().items()}
             rounds = [{label: batch_from(trainer, start, 100 + k)
