@@ -37,12 +37,14 @@ def single_torch_thread():
 
 
 @pytest.fixture(scope="session", autouse=True)
-def native_loops_built():
-    """Build the C++ decoder loops once, first (about a minute on a fresh machine), so that no
-    subprocess test with a timeout pays for the build."""
+def native_kernels_built():
+    """Build the C++ decoder loops and SSIM kernel once, first (about a minute each on a fresh
+    machine), so that no subprocess test with a timeout pays for the build."""
     from sketchrl.models.native import native_loops
+    from sketchrl.rewards.ssim import ssim_kernel
 
     native_loops()
+    ssim_kernel()
 
 
 @pytest.fixture(scope="session")

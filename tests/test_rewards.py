@@ -184,21 +184,50 @@ def test_ssim_target_drawing_scores_one_and_matches_reference(shared_assets):
     assert float(alone[0]) == pytest.approx(float(scores[3]), abs=1e-6)
 
 
-def test_fast_ssim_equals_pytorch_msssim(shared_assets):
-    """The reward's matrix-product filtering computes pytorch-msssim's SSIM (to 1e-5)."""
-    from sketchrl.rewards.ssim import SSIMToTarget, ssim_per_image
+def test_fast_ssim_equals_pytorch_msssim():
+    """Both fast paths (the C++ kernel and the matrix products) compute pytorch-msssim's SSIM
+    (to 1e-5), on gray and RGB images of any size."""
+    from sketchrl.rewards.ssim import SSIMToTarget, ssim_kernel, ssim_per_image
 
+    assert ssim_kernel() is not None, "the C++ SSIM kernel did not build"
     generator = torch.Generator().manual_seed(0)
     target = torch.rand(1, 1, 224, 224, generator=generator)
     images = torch.rand(6, 1, 224, 224, generator=generator)
     images[:3] = 0.5 * images[:3] + 0.5 * target  # some similar, some not
     expected = ssim_per_image(images, target)
-    torch.testing.assert_close(SSIMToTarget(target)(images), expected, rtol=0, atol=1e-5)
+    fast = SSIMToTarget(target)
+    torch.testing.assert_close(fast(images), expected, rtol=0, atol=1e-5)
+    torch.testing.assert_close(fast.by_matrix_products(images), expected, rtol=0, atol=1e-5)
     assert expected[:3].min() > expected[3:].max()
     rgb = torch.rand(2, 3, 32, 40, generator=generator)
     rgb_target = torch.rand(1, 3, 32, 40, generator=generator)
     torch.testing.assert_close(SSIMToTarget(rgb_target)(rgb), ssim_per_image(rgb, rgb_target),
                                rtol=0, atol=1e-5)
+
+
+def test_ssim_kernel_matches_on_renders_and_without_it(shared_assets, monkeypatch):
+    """On real renders (mostly blank paper, the reward's case) the C++ kernel and the matrix
+    products agree with pytorch-msssim; with SKETCHRL_NATIVE=0 the reward still runs."""
+    from sketchrl.assets import resolve
+    from sketchrl.data import load_ndjson_stroke3
+    from sketchrl.rewards.ssim import SSIMToTarget, ssim_per_image
+
+    drawings = load_ndjson_stroke3(resolve("quickdraw:bird/simplified"))
+    images = render(drawings[:40], SSIM_OPTIONS)
+    fast = SSIMToTarget(images[:1])
+    expected = ssim_per_image(images, images[:1])
+    torch.testing.assert_close(fast(images), expected, rtol=0, atol=1e-5)
+    assert abs(float(expected[0]) - 1.0) < 1e-6 and float(expected[1:].max()) < 0.95
+    torch.testing.assert_close(fast(images[5:6]), expected[5:6], rtol=0, atol=1e-5)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:  # images are split between threads, each image's sum is sequential: the same bits
+        two_threads = fast(images)
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(two_threads, fast(images))
+    monkeypatch.setenv("SKETCHRL_NATIVE", "0")
+    torch.testing.assert_close(fast(images), expected, rtol=0, atol=1e-5)
 
 
 def test_ssim_image_file_target(tmp_path):

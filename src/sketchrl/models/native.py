@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
@@ -24,6 +23,8 @@ import torch
 from torch import Tensor
 
 from sketchrl.models.mixture import RHO_MARGIN, Temperature
+from sketchrl.native import SWITCH as SWITCH  # the switch, re-exported
+from sketchrl.native import compile_extension, extension_built, native_enabled
 
 if TYPE_CHECKING:
     from sketchrl.models.sampling import FusedLSTMStepper, StepNoiseSource
@@ -32,45 +33,16 @@ logger = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).with_name("csrc") / "decoder_loops.cpp"
 NAME = "sketchrl_decoder_loops"
-#: Environment variable that turns the C++ loops off ("0", "false", "no", "off").
-SWITCH = "SKETCHRL_NATIVE"
-
-
-def native_enabled() -> bool:
-    """False when ``SKETCHRL_NATIVE`` says off."""
-    return os.environ.get(SWITCH, "1").strip().lower() not in ("0", "false", "no", "off")
 
 
 @functools.lru_cache(maxsize=1)
 def _compiled() -> ModuleType | None:
-    quiet = logging.getLogger("torch.utils.cpp_extension")
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)  # "No CUDA runtime is found": irrelevant to CPU-only loops
-    try:
-        from torch.utils import cpp_extension
-
-        if not _built(cpp_extension):
-            logger.warning("compiling sketchrl's C++ decoder loops (once, about a minute)")
-        return cpp_extension.load(NAME, [str(SOURCE)],
-                                  extra_cflags=["-O3", "-ffp-contract=off"], verbose=False)
-    except Exception as error:  # no compiler, no ninja, no headers: the Python loops instead
-        reason = (str(error).strip().splitlines() or [""])[0]
-        logger.warning("the C++ decoder loops are unavailable (%s: %s); running them in "
-                       "Python (set %s=0 to skip this attempt)", type(error).__name__, reason,
-                       SWITCH)
-        return None
-    finally:
-        quiet.setLevel(level)
+    return compile_extension(NAME, SOURCE, "C++ decoder loops", "running them in Python",
+                             logger, ["-O3", "-ffp-contract=off"], built=_built)
 
 
 def _built(cpp_extension: ModuleType) -> bool:
-    """Whether a compiled library is already in torch's extension cache (a guess: torch
-    rebuilds it anyway when the source changed)."""
-    try:
-        folder = Path(cpp_extension._get_build_directory(NAME, verbose=False))
-    except Exception:  # a private helper of torch: when it changes, just do not announce
-        return True
-    return any(folder.glob(f"{NAME}*.so"))
+    return extension_built(cpp_extension, NAME)
 
 
 def native_loops() -> ModuleType | None:
