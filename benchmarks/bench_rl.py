@@ -12,7 +12,8 @@ Prints figures and ratios measured in this run (no assertions):
 2. the paper's REINFORCE (16 episodes, up to 250 steps, sparse SSIM reward): today's step split
    into sampling, render, reward, loss, backward and optimiser (and the reference policy, run
    every ``kl_log_every`` batches), against the same step without the C++ kernels
-   (``SKETCHRL_NATIVE=0``: the decoder's loops in Python, SSIM as matrix products), the step
+   (``SKETCHRL_NATIVE=0``: the decoder's loops in Python, SSIM as matrix products), its
+   backward pass with the mixture head's subnormal gradients left in (``SKETCHRL_FTZ=0``), the step
    before the speed work (``legacy``) and a naive one (one episode at a time), and against the
    roofline, next to what torch's fused LSTM kernel (oneDNN / cuDNN) reaches on the same
    recurrence without sampling;
@@ -43,6 +44,7 @@ from sketchrl.rewards import DenseReward
 from sketchrl.rewards.ssim import ssim_kernel
 from sketchrl.rl import RLConfig, Trainer
 from sketchrl.rl.experience import policy_terms
+from sketchrl.rl.trainer import flushed_denormals
 
 SSIM = {"target": "quickdraw:bird/simplified", "target_index": 0}
 DEVICE = torch.device("cpu")
@@ -136,18 +138,18 @@ def vendor_lstm_seconds(batch: int, steps: int, hidden: int, repeats: int = 5) -
 
 
 @contextlib.contextmanager
-def without_kernels() -> Iterator[None]:
-    """Today's step without the C++ kernels (the decoder's loops in Python, SSIM by matrix
-    products)."""
-    before = os.environ.get(SWITCH)
-    os.environ[SWITCH] = "0"
+def switched_off(variable: str) -> Iterator[None]:
+    """Today's step with ``variable=0``: ``SKETCHRL_NATIVE`` (the decoder's loops in Python,
+    SSIM by matrix products) or ``SKETCHRL_FTZ`` (subnormal gradients left as they are)."""
+    before = os.environ.get(variable)
+    os.environ[variable] = "0"
     try:
         yield
     finally:
         if before is None:
-            del os.environ[SWITCH]
+            del os.environ[variable]
         else:
-            os.environ[SWITCH] = before
+            os.environ[variable] = before
 
 
 def reinforce_batch(trainer: Trainer, batch_index: int, reference: bool = False) -> tuple:
@@ -186,7 +188,7 @@ def reinforce_batch(trainer: Trainer, batch_index: int, reference: bool = False)
                     terms = policy_terms(trainer.policy, rollout, trainer.temperature, index)
             with stages("loss"):
                 loss, _ = trainer.algorithm.loss(batch, terms)
-            with stages("backward"):
+            with stages("backward"), flushed_denormals(DEVICE):
                 trainer.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 for group in trainer.optimizer.param_groups:
@@ -281,7 +283,7 @@ def report_reinforce(args: argparse.Namespace) -> None:
           ", ".join(f"{k} {v:.0f}" for k, v in rates.items()))
     current = [stages.total for stages, _ in runs]
     roof = [roofline_seconds(16, s, hidden, out, rates) for s in steps]
-    with without_kernels():
+    with switched_off(SWITCH):
         python = [reinforce_batch(trainer, 100 + k)[0].total for k in range(args.batches)]
     legacy = [legacy_batch(trainer, 100 + k)[0] for k in range(args.batches)]
     naive = [naive_batch(trainer, 100 + k)[0] for k in range(max(2, args.batches // 3))]
@@ -297,6 +299,7 @@ def report_reinforce(args: argparse.Namespace) -> None:
     print(f"  {'total':<22} {med * 1e3:8.1f} ms  ({16 / med:.0f} episodes/s)")
     print(f"  without C++ kernels    {statistics.median(python) * 1e3:8.1f} ms  -> "
           f"the C++ kernels are {statistics.median(python) / med:.2f}x faster ({SWITCH}=0)")
+    print_flush_pairs(flush_pairs(trainer, args.batches))
     print(f"  legacy step (before)   {statistics.median(legacy) * 1e3:8.1f} ms  -> "
           f"today is {statistics.median(legacy) / med:.2f}x faster (target >= 2.5x)")
     print(f"  naive (per episode)    {statistics.median(naive) * 1e3:8.1f} ms  -> "
@@ -314,6 +317,26 @@ def report_reinforce(args: argparse.Namespace) -> None:
           f"(the vendor's fused kernel, no sampling): {vendor * 1e3:.1f} ms = "
           f"{vendor / lstm_roofline_seconds(16, median_steps, hidden, rates):.2f}x the "
           "roofline of the same LSTM work")
+
+
+def flush_pairs(trainer: Trainer, batches: int) -> list[tuple[float, float]]:
+    """Backward seconds with and without flushing subnormal gradients (``SKETCHRL_FTZ=0``),
+    batch by batch from the same weights (the same episodes), in turns."""
+    start = {key: value.clone() for key, value in trainer.policy.state_dict().items()}
+    pairs = []
+    for k in range(batches):
+        flushed = batch_from(trainer, start, 100 + k)[0].seconds["backward"]
+        with switched_off("SKETCHRL_FTZ"):
+            kept = batch_from(trainer, start, 100 + k)[0].seconds["backward"]
+        pairs.append((flushed, kept))
+    return pairs
+
+
+def print_flush_pairs(pairs: list[tuple[float, float]]) -> None:
+    flushed, kept = (statistics.median(times) for times in zip(*pairs, strict=True))
+    ratio = statistics.median(k / f for f, k in pairs)
+    print(f"  backward, subnormals   {kept * 1e3:8.1f} ms  -> flushed ({flushed * 1e3:.1f} ms) "
+          f"{ratio:.2f}x faster (SKETCHRL_FTZ=0; paired, the same episodes in turns)")
 
 
 def report_grpo(args: argparse.Namespace) -> None:

@@ -401,3 +401,30 @@ def test_row_log_prob_ignores_offsets_of_end_rows():
     rows = torch.tensor([[5.0, 5.0, 0, 0, 1], [0.0, 0.0, 0, 0, 1]])
     lp = row_log_prob(params, rows)
     torch.testing.assert_close(lp, params.pen_log_probs[:, 2])
+
+
+def test_head_gradient_flushes_subnormal_values_only(monkeypatch):
+    """The decoder's head passes its gradient on with values below float32's smallest normal
+    set to zero (on a CPU, unless SKETCHRL_FTZ=0); zeros and normal values are untouched."""
+    from sketchrl.models.cells import flush_subnormal_gradient
+
+    upstream = torch.tensor([1e-40, -3e-39, 0.0, 1.2e-38, -2.5, 1e-30])
+    x = torch.zeros(6, requires_grad=True)
+    flush_subnormal_gradient(x).backward(upstream)
+    expected = upstream.clone()
+    expected[:2] = 0.0
+    assert torch.equal(x.grad, expected)
+    monkeypatch.setenv("SKETCHRL_FTZ", "0")
+    x.grad = None
+    flush_subnormal_gradient(x).backward(upstream)
+    assert torch.equal(x.grad, upstream)
+    frozen = torch.zeros(3)
+    assert flush_subnormal_gradient(frozen) is frozen
+
+
+def test_decoder_head_is_the_output_layer_with_the_flush():
+    model = SketchRNN(SketchRNNConfig(dec_rnn_size=8, num_mixture=2, conditional=False))
+    h = torch.randn(2, 3, 8, requires_grad=True)
+    y = model.decoder.head(h)
+    assert torch.equal(y, model.decoder.output(h))
+    assert y.grad_fn is not None and "FlushSubnormal" in type(y.grad_fn).__name__

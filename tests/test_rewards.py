@@ -284,9 +284,22 @@ def test_classifier_reward_is_the_category_probability(untrained_classifier_dir)
     torch.testing.assert_close(scores, probs[:, 1])
 
 
+def test_classifier_reward_cap_flattens_only_the_confident(untrained_classifier_dir):
+    options = {"model": str(untrained_classifier_dir), "category": "bird"}
+    sketches = [square(), zigzag(30), square(3, 2), zigzag(7)]
+    probabilities = build_reward("classifier", options).score(sketches)
+    cap = float(probabilities.median())
+    capped = build_reward("classifier", {**options, "cap": cap}).score(sketches)
+    torch.testing.assert_close(capped, torch.minimum(probabilities, torch.tensor(cap)))
+    assert (capped == cap).sum() >= 2 and (capped < cap).sum() >= 1
+
+
 def test_classifier_reward_errors(untrained_classifier_dir):
     with pytest.raises(ConfigError, match="owl, bird, cat"):
         build_reward("classifier", {"model": str(untrained_classifier_dir), "category": "dog"})
+    for cap in (0.0, 1.5):
+        with pytest.raises(ConfigError, match="cap must be in"):
+            build_reward("classifier", {"model": str(untrained_classifier_dir), "cap": cap})
     with pytest.raises(ConfigError, match="classifier train"):
         build_reward("classifier", {})
 

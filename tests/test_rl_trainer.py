@@ -244,10 +244,26 @@ def test_learning_raises_reward_of_fresh_samples_on_the_real_bird(shared_assets)
     assert test.pvalue < 1e-6, test
 
 
-def test_flushing_denormals_in_backward_changes_no_weight(shared_assets, monkeypatch):
+@pytest.mark.parametrize("threads", [1, 2])
+def test_flushing_denormals_in_backward_changes_no_weight(shared_assets, monkeypatch, threads):
     """The trainer treats subnormal floats as zero during the backward pass (speed: the mixture
-    head's gradients hold some, and x86 multiplies them slowly). The real bird, trained a few
-    batches with and without it, ends with the same bits, and the switch is restored after."""
+    head's gradients hold some, and x86 multiplies them slowly): FTZ/DAZ on the calling thread
+    and the head's gradient flushed in the tensor (for the matrix library's worker threads).
+    The real bird, trained a few batches with and without both, ends with the same bits, and
+    the switch is restored after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        weights = trained_with_and_without_flushing(monkeypatch)
+    finally:
+        torch.set_num_threads(before)
+    for name, value in weights["1"].items():
+        assert torch.equal(value, weights["0"][name]), name
+    subnormal = torch.tensor([1e-40])
+    assert float(subnormal * 1.0) != 0.0, "flushing was left on after the backward pass"
+
+
+def trained_with_and_without_flushing(monkeypatch) -> dict[str, dict[str, torch.Tensor]]:
     weights = {}
     for switch in ("1", "0"):
         monkeypatch.setenv("SKETCHRL_FTZ", switch)
@@ -257,10 +273,7 @@ def test_flushing_denormals_in_backward_changes_no_weight(shared_assets, monkeyp
         for _ in range(3):
             trainer.run_batch()
         weights[switch] = parameters(trainer.policy)
-    for name, value in weights["1"].items():
-        assert torch.equal(value, weights["0"][name]), name
-    subnormal = torch.tensor([1e-40])
-    assert float(subnormal * 1.0) != 0.0, "flushing was left on after the backward pass"
+    return weights
 
 
 def test_flushed_denormals_flushes_on_cpu_only_while_open(monkeypatch):

@@ -210,7 +210,7 @@ class FusedLSTMStepper:
         c0, h0 = decoder.start_state(strokes.shape[0], self.z).split(decoder.cell.num_units,
                                                                      dim=1)
         hidden = lstm_sequence(gates_in, h0, c0, weights.w_hh, (activations, cells, hidden))
-        return decoder.output(hidden), hidden
+        return decoder.head(hidden), hidden
 
 
 def _check_prefix(prefix: Tensor | None, prefix_lengths: Tensor | None, n: int,

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from sketchrl.errors import ConfigError
-from sketchrl.models.cells import Dense, LSTMCell, build_cell
+from sketchrl.models.cells import Dense, LSTMCell, build_cell, flush_subnormal_gradient
 from sketchrl.models.config import SketchRNNConfig
 from sketchrl.models.mixture import (
     MixtureParams,
@@ -123,7 +123,7 @@ class Decoder(nn.Module):
         """:meth:`step` that also returns the cell's output ``h (B, H)``."""
         x = rows if z is None else torch.cat([rows, z], dim=1)
         h, state = self.cell(self.input_dropout(x), state)
-        return self.output(self.output_dropout(h)), h, state
+        return self.head(h), h, state
 
     def sequence(self, rows: Tensor, z: Tensor | None, state: Tensor) -> tuple[Tensor, Tensor]:
         """All steps of known input rows ``(B, T, 5)``: raw outputs ``(B, T, 6M + 3)`` and the
@@ -131,7 +131,12 @@ class Decoder(nn.Module):
         x = rows if z is None else torch.cat([rows, z.unsqueeze(1).expand(-1, rows.shape[1], -1)],
                                              dim=2)
         h, _ = self.cell.sequence(self.input_dropout(x), state)
-        return self.output(self.output_dropout(h)), h
+        return self.head(h), h
+
+    def head(self, h: Tensor) -> Tensor:
+        """The output layer: raw outputs ``(..., 6M + 3)`` of cell outputs ``h (..., H)``, their
+        gradient's subnormal values flushed (:func:`.cells.flush_subnormal_gradient`)."""
+        return flush_subnormal_gradient(self.output(self.output_dropout(h)))
 
     @property
     def fusable(self) -> bool:

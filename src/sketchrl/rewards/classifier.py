@@ -28,6 +28,7 @@ class ClassifierReward(Reward):
         self,
         model: str | None = None,
         category: str = "bird",
+        cap: float = 1.0,
         device: str | torch.device | None = None,
     ) -> None:
         """
@@ -35,6 +36,10 @@ class ClassifierReward(Reward):
             model: directory written by ``sketchrl classifier train``.
             category: the rewarded category; one of the classifier's (default: the offline
                 experiment's bird).
+            cap: the reward is ``min(P(category), cap)``, in (0, 1]: below 1, every sketch the
+                classifier is confident enough about scores the same, so the policy is pushed
+                to fix the ones it does not recognise rather than toward the classifier's
+                most confident (and least varied) drawings. 1 (default): the probability.
             device: where the classifier runs (None = cpu).
         """
         from sketchrl.classifiers import load_classifier
@@ -44,6 +49,9 @@ class ClassifierReward(Reward):
                 "the classifier reward needs model=DIR: train one with `sketchrl classifier "
                 "train --arch cnn --subset reward --out DIR`, then --set reward.model=DIR"
             )
+        if not 0.0 < cap <= 1.0:
+            raise ConfigError(f"the classifier reward's cap must be in (0, 1], got {cap}")
+        self.cap = float(cap)
         self.device = resolve_device(device)
         self.render_options = QUICKDRAW_OPTIONS
         self.classifier = load_classifier(model, device=self.device)
@@ -58,4 +66,5 @@ class ClassifierReward(Reward):
 
     def __call__(self, images: torch.Tensor, sketches: Sequence[np.ndarray]) -> torch.Tensor:
         probabilities = self.classifier.predict_proba(self.check_images(images), ink=self.ink)
-        return probabilities[:, self.category_index].float().contiguous()
+        rewarded = probabilities[:, self.category_index].float()
+        return (rewarded.clamp(max=self.cap) if self.cap < 1.0 else rewarded).contiguous()

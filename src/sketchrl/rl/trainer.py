@@ -69,8 +69,10 @@ def batch_seed(seed: int, batch_index: int) -> int:
 def flushed_denormals(device: torch.device) -> Iterator[None]:
     """On a CPU, treat subnormal floats as zero (FTZ/DAZ) for the duration: the gradients of
     the mixture head hold some (components of negligible weight), and x86 multiplies them up to
-    100x slower, which made the weight-gradient products of a batch take ~40% of its backward.
-    Values below 1.2e-38 cannot change a float32 weight update, so this costs no precision."""
+    100x slower. The flags reach only this thread; the matrix library's worker threads are
+    covered by the decoder's head, which flushes its gradient's subnormal values itself
+    (:func:`sketchrl.models.cells.flush_subnormal_gradient`). Values below 1.2e-38 cannot
+    change a float32 weight update, so this costs no precision."""
     if device.type != "cpu" or os.environ.get("SKETCHRL_FTZ", "1") == "0":
         yield
         return
