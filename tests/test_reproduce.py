@@ -65,7 +65,7 @@ def test_the_main_job_is_offline_full_with_fewer_episodes_and_no_sweep(tmp_path)
 
 def test_the_kl_sweep_includes_each_tasks_own_weight_once(tmp_path):
     preset = get_preset("offline-full")
-    for task, own in (("recognize", 0.05), ("steer", 0.01)):
+    for task, own in (("recognize", 0.05), ("steer", 0.03)):
         pairs = preset.sweep_methods(preset.sweeps[0], task)
         assert [value for value, _ in pairs] == sorted({0.0, 0.2, own})
         assert [m.name for v, m in pairs if v == own] == ["grpo"]
