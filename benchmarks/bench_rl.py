@@ -13,9 +13,9 @@ Prints figures and ratios measured in this run (no assertions):
    into sampling, render, reward, loss, backward and optimiser (and the reference policy, run
    every ``kl_log_every`` batches), against the same step without the C++ kernels
    (``SKETCHRL_NATIVE=0``: the decoder's loops in Python, SSIM as matrix products), its
-   backward pass with the mixture head's subnormal gradients left in (``SKETCHRL_FTZ=0``), the step
-   before the speed work (``legacy``) and a naive one (one episode at a time), and against the
-   roofline, next to what torch's fused LSTM kernel (oneDNN / cuDNN) reaches on the same
+   backward pass with the mixture head's subnormal gradients left in (``SKETCHRL_FTZ=0``), the
+   step before the speed work (``legacy``) and a naive one (one episode at a time), and against
+   the roofline, next to what torch's fused LSTM kernel (oneDNN / cuDNN) reaches on the same
    recurrence without sampling;
 3. GRPO with several epochs (teacher forcing per minibatch);
 4. dense rewards (every 25 steps) against their sparse batch: classifier and SSIM, the
@@ -39,6 +39,7 @@ import torch
 from rl_baselines import legacy_log_prob, legacy_sample
 
 from sketchrl.models import load_model
+from sketchrl.models.cells import FTZ_SWITCH
 from sketchrl.models.native import SWITCH, native_loops
 from sketchrl.rewards import DenseReward
 from sketchrl.rewards.ssim import ssim_kernel
@@ -326,7 +327,7 @@ def flush_pairs(trainer: Trainer, batches: int) -> list[tuple[float, float]]:
     pairs = []
     for k in range(batches):
         flushed = batch_from(trainer, start, 100 + k)[0].seconds["backward"]
-        with switched_off("SKETCHRL_FTZ"):
+        with switched_off(FTZ_SWITCH):
             kept = batch_from(trainer, start, 100 + k)[0].seconds["backward"]
         pairs.append((flushed, kept))
     return pairs

@@ -21,6 +21,8 @@ ABLATION_GAMMAS = (1.0, 0.95, 0.9, 0.75, 0.5, 0.25)
 REWARD_CLASSIFIER = "{reward_classifier}"
 #: Placeholder in reward options for the task's target category.
 TARGET = "{target}"
+#: The classifier reward's options: the study's reward classifier, asked for the task's target.
+CLASSIFIER_OPTIONS = (("model", REWARD_CLASSIFIER), ("category", TARGET))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,8 +33,7 @@ class Task:
     label: str  # e.g. "steer: bird model -> owls"
     target: str  # category the reward asks for, the judge counts and FID compares with
     reward: str = "classifier"
-    reward_options: tuple[tuple[str, Any], ...] = (("model", REWARD_CLASSIFIER),
-                                                   ("category", TARGET))
+    reward_options: tuple[tuple[str, Any], ...] = CLASSIFIER_OPTIONS
 
     @property
     def reference(self) -> str:
@@ -162,8 +163,8 @@ OFFLINE_METHODS = (
     Method("grpo", "GRPO", (("algorithm", "grpo"), ("batch_size", 64), ("group_size", 16),
                             ("epochs", 2), ("minibatches", 2)),
            per_task=(("recognize", (("lr", 3e-5), ("kl_beta", 0.05), ("entropy_coef", 0.1))),
-                     ("steer", (("lr", 1e-4), ("kl_beta", 0.03), ("reward_options", (
-                         ("model", REWARD_CLASSIFIER), ("category", TARGET), ("cap", 0.9))))))),
+                     ("steer", (("lr", 1e-4), ("kl_beta", 0.03),
+                                ("reward_options", (*CLASSIFIER_OPTIONS, ("cap", 0.9))))))),
     Method("ppo", "PPO", (("algorithm", "ppo"), ("batch_size", 32), ("epochs", 4),
                           ("minibatches", 2), ("lr", 3e-5), ("kl_beta", 0.05))),
 )

@@ -16,13 +16,13 @@ import contextlib
 import copy
 import logging
 import math
-import os
 from collections.abc import Iterator
 
 import torch
 
 from sketchrl.devices import resolve_device
 from sketchrl.models import Rollout, SketchRNN, cpu_state_dict, load_model
+from sketchrl.models.cells import subnormal_flushing_enabled
 from sketchrl.rewards import DenseReward, Reward, build_reward
 from sketchrl.rl.algorithms import get_algorithm
 from sketchrl.rl.config import RLConfig
@@ -73,7 +73,7 @@ def flushed_denormals(device: torch.device) -> Iterator[None]:
     covered by the decoder's head, which flushes its gradient's subnormal values itself
     (:func:`sketchrl.models.cells.flush_subnormal_gradient`). Values below 1.2e-38 cannot
     change a float32 weight update, so this costs no precision."""
-    if device.type != "cpu" or os.environ.get("SKETCHRL_FTZ", "1") == "0":
+    if device.type != "cpu" or not subnormal_flushing_enabled():
         yield
         return
     torch.set_flush_denormal(True)
