@@ -10,7 +10,12 @@ import torch
 
 from sketchrl.models import SketchRNN, SketchRNNConfig, load_model
 from sketchrl.models.cells import _LSTMBase
-from sketchrl.models.fused_lstm import LSTMSequence, LSTMWeights, lstm_sequence
+from sketchrl.models.fused_lstm import (
+    LSTMSequence,
+    LSTMWeights,
+    RecordedInputProjection,
+    lstm_sequence,
+)
 from sketchrl.models.mixture import (
     StepNoise,
     Temperature,
@@ -51,6 +56,36 @@ def test_lstm_sequence_gradients_are_exact():
             for shape in ((3, 5, 16), (3, 4), (3, 4), (4, 16))]
     assert torch.autograd.gradcheck(lambda a, b, c, d: LSTMSequence.apply(a, b, c, d, None),
                                     args)
+
+
+@pytest.mark.parametrize("per_sketch_bias", [False, True])
+def test_recorded_input_projection_has_the_expressions_gradients_bit_for_bit(per_sketch_bias):
+    """The placeholder projection the sampling pass differentiates through gives exactly the
+    gradients autograd gives ``inputs @ w + bias`` for the upstream gradient LSTMSequence
+    passes (a step-major buffer seen batch-major), and its value is never computed."""
+    torch.manual_seed(0)
+    batch, steps, hidden = 16, 250, 512
+    inputs = torch.randn(batch, steps, 5)
+    upstream = torch.randn(steps, batch, 4 * hidden).transpose(0, 1)
+    grads = []
+    for placeholder in (True, False):
+        w = torch.randn(8, 4 * hidden, generator=torch.Generator().manual_seed(1))
+        w.requires_grad_(True)
+        z = torch.randn(batch, 3, generator=torch.Generator().manual_seed(2),
+                        requires_grad=True)
+        base = torch.randn(4 * hidden, generator=torch.Generator().manual_seed(3),
+                           requires_grad=True)
+        bias = torch.addmm(base, z, w[5:]) if per_sketch_bias else base
+        if placeholder:
+            gates_in = RecordedInputProjection.apply(inputs, w[:5], bias)
+            assert gates_in.stride() == (0, 0, 0) and not gates_in.any()
+        else:
+            gates_in = (inputs @ w[:5]) + bias.unsqueeze(-2)
+        grads.append(torch.autograd.grad(gates_in, (w, z, base), upstream, allow_unused=True))
+    for fast, reference in zip(*grads, strict=True):
+        assert (fast is None) == (reference is None)
+        if fast is not None:
+            assert torch.equal(fast, reference)
 
 
 @pytest.mark.parametrize("conditional", [False, True])

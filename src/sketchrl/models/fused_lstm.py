@@ -148,6 +148,35 @@ def recurrence_backward(grad_hidden: Tensor, activations: Tensor, cells: Tensor,
     return grad_gates.view(steps, batch, 4 * size), dh_next, dc_next
 
 
+class RecordedInputProjection(torch.autograd.Function):
+    """``inputs @ w + bias`` (``inputs (B, T, in)``, ``w (in, 4H)``, ``bias (4H,)`` or ``(B,
+    4H)``) for an :class:`LSTMSequence` over recorded activations, which never reads its input
+    projection's values: the forward pass returns a zero-stride placeholder of the right shape
+    instead of computing and writing ``(B, T, 4H)`` values, and the backward pass runs the
+    products autograd runs for the expression, on the same layouts (the same gradients, bit for
+    bit; ``tests/test_sampling_paths.py``)."""
+
+    @staticmethod
+    def forward(ctx, inputs: Tensor, w: Tensor, bias: Tensor) -> Tensor:
+        ctx.save_for_backward(inputs, w)
+        ctx.bias_shape = bias.unsqueeze(-2).shape
+        return w.new_zeros(()).expand(*inputs.shape[:2], w.shape[1])
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        inputs, w = ctx.saved_tensors
+        flat_grad = grad.reshape(-1, grad.shape[-1])  # the folded matmul's view, as a copy
+        flat_inputs = inputs.reshape(-1, inputs.shape[-1])
+        grad_inputs = grad_w = grad_bias = None
+        if ctx.needs_input_grad[0]:
+            grad_inputs = flat_grad.mm(w.t()).view(inputs.shape)
+        if ctx.needs_input_grad[1]:
+            grad_w = flat_inputs.t().mm(flat_grad)
+        if ctx.needs_input_grad[2]:
+            grad_bias = grad.sum_to_size(ctx.bias_shape).squeeze(-2)
+        return grad_inputs, grad_w, grad_bias
+
+
 def lstm_sequence(gates_in: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor,
                   recorded: tuple[Tensor, Tensor, Tensor] | None = None) -> Tensor:
     """:class:`LSTMSequence` (autograd) or, without gradients, the plain recurrence."""

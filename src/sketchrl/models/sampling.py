@@ -20,7 +20,13 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from sketchrl.errors import ConfigError
-from sketchrl.models.fused_lstm import LSTMWeights, Recording, lstm_sequence, lstm_step
+from sketchrl.models.fused_lstm import (
+    LSTMWeights,
+    RecordedInputProjection,
+    Recording,
+    lstm_sequence,
+    lstm_step,
+)
 from sketchrl.models.mixture import (
     PEN_END,
     RHO_MARGIN,
@@ -153,7 +159,7 @@ class FusedLSTMStepper:
     def allocate_native(self, steps: int) -> list[Tensor]:
         """Step-major buffers for ``steps`` steps of the C++ loop (:mod:`sketchrl.models.native`):
         rows, sampled mask, outputs, cell outputs, and (when recording) activations and cell
-        states; :meth:`keep_native` takes the parts filled, in order."""
+        states; :meth:`keep_native` keeps the steps filled."""
         batch, hidden = self.h.shape
         empty = functools.partial(torch.empty, dtype=self.h.dtype, device=self.h.device)
         recorded = steps if self.record else 0
@@ -162,10 +168,9 @@ class FusedLSTMStepper:
                 empty(steps, batch, self.w_out.shape[1]), empty(steps, batch, hidden),
                 empty(recorded, batch, 4 * hidden), empty(recorded, batch, hidden)]
 
-    def keep_native(self, parts: list[list[Tensor]]) -> list[Tensor]:
-        """Join the filled buffers of each chunk (as :meth:`allocate_native` lists them)."""
-        self.native = [values[0] if len(values) == 1 else torch.cat(values)
-                       for values in zip(*parts, strict=True)]
+    def keep_native(self, buffers: list[Tensor], steps: int) -> list[Tensor]:
+        """The first ``steps`` steps of the buffers :meth:`allocate_native` made (views)."""
+        self.native = [buffer[:steps] for buffer in buffers]
         return self.native
 
     def _recorded(self, steps: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -206,7 +211,7 @@ class FusedLSTMStepper:
                             strokes[:, :-1]], dim=1)
         bias = weights.bias if self.z is None else torch.addmm(weights.bias, self.z,
                                                                weights.w_x[5:])
-        gates_in = (inputs @ weights.w_x[:5]) + bias.unsqueeze(-2)
+        gates_in = RecordedInputProjection.apply(inputs, weights.w_x[:5], bias)
         c0, h0 = decoder.start_state(strokes.shape[0], self.z).split(decoder.cell.num_units,
                                                                      dim=1)
         hidden = lstm_sequence(gates_in, h0, c0, weights.w_hh, (activations, cells, hidden))
