@@ -11,7 +11,8 @@ recurrence backwards with one small matrix product per step and computes the wei
 of all steps as one large matrix product at the end (as cuDNN and oneDNN do), instead of one
 ``(H, 4H)`` gradient per step. Its forward pass either runs the recurrence or, for a sequence
 that was just sampled with the same weights, takes the activations the sampler recorded: the
-sampling pass itself is then differentiated, with no second forward pass.
+sampling pass itself is then differentiated, with no second forward pass (and its input
+projection, whose values that pass never reads, is a :class:`RecordedInputProjection`).
 """
 
 from __future__ import annotations

@@ -70,23 +70,22 @@ def run_native_steps(native: ModuleType, stepper: FusedLSTMStepper, noise: StepN
     rows = start_rows.contiguous().clone()
     active = torch.ones(batch, dtype=torch.bool)
     h, c = stepper.h.contiguous().clone(), stepper.c.contiguous().clone()
-    # step-major buffers for max_len steps: pages never written are never mapped, and the
-    # chunks need no joining afterwards
-    buffers = stepper.allocate_native(max_len)
+    parts: list[list[Tensor]] = []  # buffers per chunk: memory for the steps run, not max_len
     done, bar = 0, tqdm(total=max_len, desc="sampling", unit="step", disable=not progress,
                         leave=False)
     with torch.no_grad(), bar:
         while done < max_len and (done == 0 or bool(active.any())):
             noise(done)  # the same chunks, drawn in the same order, as the Python loop
             count = min(noise.start + len(noise.gumbel) - done, max_len - done)
+            buffers = stepper.allocate_native(count)
             offset = done - noise.start
             ran = native.sample_steps(
                 stepper.w_rows, stepper.w_hh, stepper.bias, stepper.w_out, stepper.b_out,
                 h, c, rows, active, noise.gumbel[offset:].to(h.dtype),
                 noise.normal[offset:].to(h.dtype), temperature.log_sigma_offset, num_mixture,
-                RHO_MARGIN, *(buffer[done:done + count] for buffer in buffers),
-                stepper.record, count)
+                RHO_MARGIN, *buffers, stepper.record, count)
+            parts.append([buffer[:ran] for buffer in buffers])
             done += ran
             bar.update(ran)
-    strokes, mask = stepper.keep_native(buffers, done)[:2]
+    strokes, mask = stepper.keep_native(parts)[:2]
     return strokes.transpose(0, 1).contiguous(), mask.transpose(0, 1).contiguous()

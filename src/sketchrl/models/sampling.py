@@ -159,7 +159,7 @@ class FusedLSTMStepper:
     def allocate_native(self, steps: int) -> list[Tensor]:
         """Step-major buffers for ``steps`` steps of the C++ loop (:mod:`sketchrl.models.native`):
         rows, sampled mask, outputs, cell outputs, and (when recording) activations and cell
-        states; :meth:`keep_native` keeps the steps filled."""
+        states; :meth:`keep_native` takes the parts filled, in order."""
         batch, hidden = self.h.shape
         empty = functools.partial(torch.empty, dtype=self.h.dtype, device=self.h.device)
         recorded = steps if self.record else 0
@@ -168,9 +168,10 @@ class FusedLSTMStepper:
                 empty(steps, batch, self.w_out.shape[1]), empty(steps, batch, hidden),
                 empty(recorded, batch, 4 * hidden), empty(recorded, batch, hidden)]
 
-    def keep_native(self, buffers: list[Tensor], steps: int) -> list[Tensor]:
-        """The first ``steps`` steps of the buffers :meth:`allocate_native` made (views)."""
-        self.native = [buffer[:steps] for buffer in buffers]
+    def keep_native(self, parts: list[list[Tensor]]) -> list[Tensor]:
+        """Join the filled buffers of each chunk (as :meth:`allocate_native` lists them)."""
+        self.native = [values[0] if len(values) == 1 else torch.cat(values)
+                       for values in zip(*parts, strict=True)]
         return self.native
 
     def _recorded(self, steps: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
