@@ -217,3 +217,21 @@ def _attempts(run_dir: Path) -> int:
     from sketchrl.rl.run_files import RunState
 
     return RunState.load(run_dir).attempts
+
+
+def test_a_step_recomputed_from_nothing_starts_its_time_afresh(tmp_path):
+    """A resumed step adds to its recorded time; one whose output folder was removed (so it
+    runs again from scratch) does not carry the time of the run it replaces."""
+    from sketchrl.reproduce.executors import Step
+    from sketchrl.reproduce.pipeline import fresh_timings
+    from sketchrl.reproduce.steps import train_step
+
+    def step(key: str) -> Step:
+        return Step(key, train_step, {"out": str(tmp_path / key)}, done=tmp_path / key / "DONE")
+
+    (tmp_path / "done").mkdir()
+    (tmp_path / "done" / "DONE").touch()
+    (tmp_path / "partial").mkdir()
+    recorded = {"done": 5.0, "partial": 7.0, "removed": 9.0, "other": 1.0}
+    steps = [step("done"), step("partial"), step("removed")]
+    assert fresh_timings(recorded, steps) == {"done": 5.0, "partial": 7.0, "other": 1.0}

@@ -223,7 +223,7 @@ class Study:
             self.paths.root.mkdir(parents=True, exist_ok=True)
             self.save_preset()
             write_environment(self.paths.root, self)
-            timings = self.load_timings()
+            timings = fresh_timings(self.load_timings(), steps)
 
             def record(key: str, seconds: float) -> None:
                 timings[key] = timings.get(key, 0.0) + seconds
@@ -260,6 +260,14 @@ class Study:
     def save_preset(self) -> None:
         path = self.paths.root / "preset.json"
         path.write_text(json.dumps(self.preset_json(), indent=2) + "\n")
+
+
+def fresh_timings(timings: dict[str, float], steps: list) -> dict[str, float]:
+    """The recorded step times, less those of steps that start again from nothing (their output
+    folder removed): a resumed step adds to its time, a recomputed one starts from zero."""
+    return {key: seconds for key, seconds in timings.items()
+            if not any(step.key == key and not step.is_done()
+                       and not Path(step.kwargs["out"]).exists() for step in steps)}
 
 
 def reproduce(preset: Preset, out_dir: str | Path, **options: Any) -> Path:

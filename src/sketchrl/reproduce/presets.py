@@ -156,8 +156,8 @@ OFFLINE_TASKS = (
 #: tuning seeds (100-104; never the study's seeds), as experiments/offline/*.toml. GRPO's are
 #: also each task's best (experiments/offline/<task>_best.toml). recognize: the highest judge
 #: rate among the settings that kept >= 95% of the pretrained recall over 5 tuning seeds;
-#: steer: the highest among those that kept at least the pretrained recall over 3 (the
-#: classifier reward capped at 0.9, README "What was tried").
+#: steer: the highest among those that kept at least the pretrained recall over 3 (for GRPO
+#: and PPO alike the classifier reward capped at 0.9, README "What was tried").
 OFFLINE_METHODS = (
     Method("reinforce", "REINFORCE (paper)"),
     Method("grpo", "GRPO", (("algorithm", "grpo"), ("batch_size", 64), ("group_size", 16),
@@ -166,7 +166,8 @@ OFFLINE_METHODS = (
                      ("steer", (("lr", 1e-4), ("kl_beta", 0.03),
                                 ("reward_options", (*CLASSIFIER_OPTIONS, ("cap", 0.9))))))),
     Method("ppo", "PPO", (("algorithm", "ppo"), ("batch_size", 32), ("epochs", 4),
-                          ("minibatches", 2), ("lr", 3e-5), ("kl_beta", 0.05))),
+                          ("minibatches", 2), ("lr", 3e-5), ("kl_beta", 0.05)),
+           per_task=(("steer", (("reward_options", (*CLASSIFIER_OPTIONS, ("cap", 0.9))),)),)),
 )
 #: The KL weight of GRPO, swept for the Pareto front in ``offline-full`` (one seed per value;
 #: each task's own weight is always among them).
