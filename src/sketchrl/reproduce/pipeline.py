@@ -265,9 +265,9 @@ class Study:
 def fresh_timings(timings: dict[str, float], steps: list) -> dict[str, float]:
     """The recorded step times, less those of steps that start again from nothing (their output
     folder removed): a resumed step adds to its time, a recomputed one starts from zero."""
-    return {key: seconds for key, seconds in timings.items()
-            if not any(step.key == key and not step.is_done()
-                       and not Path(step.kwargs["out"]).exists() for step in steps)}
+    starting_over = {step.key for step in steps if "out" in step.kwargs
+                     and not step.is_done() and not Path(step.kwargs["out"]).exists()}
+    return {key: seconds for key, seconds in timings.items() if key not in starting_over}
 
 
 def reproduce(preset: Preset, out_dir: str | Path, **options: Any) -> Path:
