@@ -23,6 +23,8 @@ REWARD_CLASSIFIER = "{reward_classifier}"
 TARGET = "{target}"
 #: The classifier reward's options: the study's reward classifier, asked for the task's target.
 CLASSIFIER_OPTIONS = (("model", REWARD_CLASSIFIER), ("category", TARGET))
+#: The same, the reward capped at 0.9 (the steer setting of GRPO and PPO).
+CAPPED_CLASSIFIER_OPTIONS = (*CLASSIFIER_OPTIONS, ("cap", 0.9))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,10 +166,10 @@ OFFLINE_METHODS = (
                             ("epochs", 2), ("minibatches", 2)),
            per_task=(("recognize", (("lr", 3e-5), ("kl_beta", 0.05), ("entropy_coef", 0.1))),
                      ("steer", (("lr", 1e-4), ("kl_beta", 0.03),
-                                ("reward_options", (*CLASSIFIER_OPTIONS, ("cap", 0.9))))))),
+                                ("reward_options", CAPPED_CLASSIFIER_OPTIONS))))),
     Method("ppo", "PPO", (("algorithm", "ppo"), ("batch_size", 32), ("epochs", 4),
                           ("minibatches", 2), ("lr", 3e-5), ("kl_beta", 0.05)),
-           per_task=(("steer", (("reward_options", (*CLASSIFIER_OPTIONS, ("cap", 0.9))),)),)),
+           per_task=(("steer", (("reward_options", CAPPED_CLASSIFIER_OPTIONS),)),)),
 )
 #: The KL weight of GRPO, swept for the Pareto front in ``offline-full`` (one seed per value;
 #: each task's own weight is always among them).

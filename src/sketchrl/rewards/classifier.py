@@ -66,5 +66,4 @@ class ClassifierReward(Reward):
 
     def __call__(self, images: torch.Tensor, sketches: Sequence[np.ndarray]) -> torch.Tensor:
         probabilities = self.classifier.predict_proba(self.check_images(images), ink=self.ink)
-        rewarded = probabilities[:, self.category_index].float()
-        return (rewarded.clamp(max=self.cap) if self.cap < 1.0 else rewarded).contiguous()
+        return probabilities[:, self.category_index].float().clamp(max=self.cap).contiguous()
