@@ -79,6 +79,12 @@ class RLConfig(Config):
     kl_coef: float = 0.0
     # Bonus for the entropy of the pen-state and mixture-weight distributions.
     entropy_coef: float = 0.0
+    # Forward KL(start || policy) in the loss, times forward_kl_beta: the policy's negative
+    # log-likelihood of forward_kl_episodes sketches the starting policy draws each batch.
+    # Mode-covering: it penalises dropping what the start drew (recall), where kl_beta's k3
+    # penalises drawing what the start would not.
+    forward_kl_beta: float = 0.0
+    forward_kl_episodes: int = 16
     # ppo: GAE lambda, value loss weight, value clip, the value head's learning rate and width.
     gae_lambda: float = 0.95
     value_coef: float = 0.5
@@ -135,8 +141,12 @@ class RLConfig(Config):
              "minibatches must be >= 1 and divide batch_size"),
             (0.0 <= self.clip_low < 1.0 and self.clip_high >= 0.0,
              "clip_low must be in [0, 1) and clip_high >= 0"),
-            (self.kl_beta >= 0 and self.kl_coef >= 0 and self.entropy_coef >= 0,
-             "kl_beta, kl_coef and entropy_coef must be >= 0"),
+            (min(self.kl_beta, self.kl_coef, self.entropy_coef, self.forward_kl_beta) >= 0,
+             "kl_beta, kl_coef, entropy_coef and forward_kl_beta must be >= 0"),
+            (self.forward_kl_beta == 0 or (self.forward_kl_episodes >= self.minibatches
+                                           and self.forward_kl_episodes % self.minibatches == 0),
+             "forward_kl_episodes must be a multiple of minibatches (each minibatch gets its "
+             "share)"),
             (0.0 <= self.gae_lambda <= 1.0, "gae_lambda must be in [0, 1]"),
             (self.value_coef >= 0 and self.value_clip > 0 and self.value_lr > 0
              and self.value_hidden >= 1,

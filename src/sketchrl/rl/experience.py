@@ -39,6 +39,7 @@ class Experience:
         group_size: episodes per group (consecutive episodes form a group).
         advantages: ``(B, T)`` set by the algorithm's ``prepare``.
         extras: whatever else an algorithm keeps per batch (e.g. values and their targets).
+        start_samples: sketches the starting policy drew for the forward KL term, or None.
     """
 
     rollout: Rollout
@@ -50,6 +51,7 @@ class Experience:
     group_size: int
     advantages: Tensor | None = None
     extras: dict[str, Tensor] = dataclasses.field(default_factory=dict)
+    start_samples: Rollout | None = None
 
     @property
     def mask(self) -> Tensor:
@@ -96,6 +98,19 @@ def categorical_entropy(outputs: Tensor, temperature: Temperature,
         return -(log_probs.exp() * log_probs).sum(dim=-1)
 
     return entropy(params.pen_log_probs), entropy(params.log_pi)
+
+
+def forward_kl_terms(policy: SketchRNN, start_samples: Rollout, temperature: Temperature,
+                     index: Tensor) -> tuple[Tensor, float]:
+    """The forward KL(start || policy) on the starting policy's sketches ``index``: the loss
+    ``-(1/b) sum_i sum_t log p(x_it)`` (the KL up to the start's entropy, a constant) and the
+    KL's estimate ``(1/b) sum_i sum_t (log p_start - log p)``, in nats per sketch."""
+    terms = policy_terms(policy, start_samples, temperature, index)
+    mask = start_samples.mask[index]
+    log_probs = (terms.log_probs * mask).sum(dim=1)
+    start_log_probs = (start_samples.log_probs[index] * mask).sum(dim=1)
+    estimate = float((start_log_probs - log_probs.detach()).mean())
+    return -log_probs.mean(), estimate
 
 
 def k3_divergence(log_probs: Tensor, ref_log_probs: Tensor) -> Tensor:

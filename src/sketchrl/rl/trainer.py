@@ -7,7 +7,8 @@ but the algorithm's mathematics is shared by all algorithms (:mod:`sketchrl.rl.a
 
 With one epoch of one minibatch the sampling pass itself is differentiated (no second pass
 over the episodes); otherwise the current policy is teacher-forced on them, one fused pass per
-minibatch. The starting policy runs only when a KL term needs it or a KL log is due.
+minibatch. The starting policy runs only when a KL term needs it or a KL log is due; with
+``forward_kl_beta`` it also draws sketches each batch, whose likelihood under the policy is kept.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from sketchrl.rl.experience import (
     Experience,
     PolicyTerms,
     categorical_entropy,
+    forward_kl_terms,
     k3_divergence,
     policy_terms,
 )
@@ -124,7 +126,8 @@ class Trainer:
 
     @property
     def metric_names(self) -> tuple[str, ...]:
-        return BASE_METRICS + tuple(self.algorithm.metric_names)
+        forward = ("forward_kl",) if self.config.forward_kl_beta > 0 else ()
+        return BASE_METRICS + tuple(self.algorithm.metric_names) + forward
 
     def batch_generator(self) -> torch.Generator:
         return torch.Generator(device=self.device).manual_seed(
@@ -173,6 +176,13 @@ class Trainer:
             group_size=self.config.group_size_resolved,
         )
 
+    def sample_start(self, generator: torch.Generator) -> Rollout:
+        """Sketches of the starting policy for the forward KL term (a VAE's: a prior z each)."""
+        count, start = self.config.forward_kl_episodes, self.start_policy
+        z = start.sample_prior_z(count, generator=generator) if start.config.conditional else None
+        return start.sample(count, temperature=self.temperature, max_len=self.config.max_len,
+                            z=z, generator=generator)
+
     def needs_reference(self) -> bool:
         """Whether this batch runs the starting policy (a KL term, or a KL log is due)."""
         return self.config.needs_reference or self.batch_index % self.config.kl_log_every == 0
@@ -187,15 +197,23 @@ class Trainer:
         config = self.config
         self.algorithm.prepare(batch)
         totals: dict[str, list[float]] = {}
+        start_chunks = ((None,) * config.minibatches if batch.start_samples is None else
+                        torch.arange(len(batch.start_samples), device=self.device)
+                        .chunk(config.minibatches))
         for epoch in range(config.epochs):
             order = (torch.randperm(len(batch), generator=generator, device=self.device)
                      if config.minibatches > 1 else torch.arange(len(batch), device=self.device))
-            for index in order.chunk(config.minibatches):
+            for index, start_index in zip(order.chunk(config.minibatches), start_chunks,
+                                          strict=True):
                 if one_pass and epoch == 0:
                     terms = PolicyTerms(index, batch.rollout.log_probs, batch.rollout.outputs)
                 else:
                     terms = policy_terms(self.policy, batch.rollout, self.temperature, index)
                 loss, metrics = self.algorithm.loss(batch, terms)
+                if start_index is not None:
+                    forward_loss, metrics["forward_kl"] = forward_kl_terms(
+                        self.policy, batch.start_samples, self.temperature, start_index)
+                    loss = loss + config.forward_kl_beta * forward_loss
                 metrics.update(loss=float(loss.detach()), grad_norm=self.step(loss))
                 for key, value in metrics.items():
                     totals.setdefault(key, []).append(value)
@@ -222,6 +240,8 @@ class Trainer:
         rollout = self.collect(generator, grad=one_pass)
         batch = self.score(rollout)
         row = dict.fromkeys(self.metric_names, float("nan"))
+        if updated and config.forward_kl_beta > 0:
+            batch.start_samples = self.sample_start(generator)
         if updated:
             row.update(self.update(batch, generator, one_pass))
         else:
