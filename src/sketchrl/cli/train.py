@@ -13,7 +13,7 @@ EPILOG = """\
 config keys (TOML; defaults are the paper's REINFORCE; every key is commented in
 sketchrl/rl/config.py):
   policy and budget   model, reward + [reward_options], episodes, batch_size, group_size,
-                      lr, warmup_batches, seed, device
+                      lr, lr_warmup, warmup_batches, seed, device
   sampling            temperature, pen_temperature, temperature_semantics (paper|magenta-js),
                       max_len, prefix_from, prefix_fraction
   algorithm           algorithm (reinforce|grpo|ppo); reinforce: advantage, kl_coef;

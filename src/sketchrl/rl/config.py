@@ -43,6 +43,9 @@ class RLConfig(Config):
     group_size: int = 0
     # Adam learning rate of the policy.
     lr: float = 1e-5
+    # Optimiser steps over which the policy's learning rate ramps linearly up to lr (0 = from
+    # the first step). Adam's first steps move every weight by about lr, whatever its gradient.
+    lr_warmup: int = 0
     # First batches that are sampled and scored but change no weight.
     warmup_batches: int = 3
     # -- sampling --------------------------------------------------------------------------------
@@ -129,7 +132,7 @@ class RLConfig(Config):
              f"batch_size {self.batch_size} is not a multiple of group_size {self.group_size}"),
             (self.group_size_resolved >= 2, "group_size must be >= 2 (advantages compare "
                                             "episodes within a group)"),
-            (self.lr > 0, "lr must be > 0"),
+            (self.lr > 0 and self.lr_warmup >= 0, "lr must be > 0 and lr_warmup >= 0"),
             (self.temperature > 0, "temperature must be > 0"),
             (self.pen_temperature is None or self.pen_temperature > 0,
              "pen_temperature must be > 0 (or unset)"),

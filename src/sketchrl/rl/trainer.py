@@ -123,6 +123,7 @@ class Trainer:
             groups.append({"params": extra, "lr": config.value_lr})
         self.optimizer = torch.optim.Adam(groups)
         self.batch_index = 0
+        self.updates = 0  # optimiser steps taken (for the learning-rate warm-up)
 
     @property
     def metric_names(self) -> tuple[str, ...]:
@@ -228,8 +229,15 @@ class Trainer:
         norm = torch.nn.utils.clip_grad_norm_(policy_parameters, math.inf)
         for group in self.optimizer.param_groups:
             torch.nn.utils.clip_grad_value_(group["params"], self.config.grad_clip)
+        self.optimizer.param_groups[0]["lr"] = self.current_lr()
         self.optimizer.step()
+        self.updates += 1
         return float(norm)
+
+    def current_lr(self) -> float:
+        """The policy's learning rate for the next step (``lr_warmup``'s linear ramp)."""
+        warmup = self.config.lr_warmup
+        return self.config.lr * min(1.0, (self.updates + 1) / warmup) if warmup else self.config.lr
 
     def run_batch(self) -> dict[str, float | int]:
         """Collect, score and (after the warm-up) update once; returns the batch's log row."""
@@ -285,5 +293,8 @@ class Trainer:
         if state.policy:
             self.policy.load_state_dict(state.policy)
         self.batch_index = state.batch_index
+        config = self.config
+        self.updates = (max(0, self.batch_index - config.warmup_batches)
+                        * config.epochs * config.minibatches)
         self.optimizer.load_state_dict(state.optimizer)
         self.algorithm.load_state_dict(state.modules)
