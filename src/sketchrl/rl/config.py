@@ -22,6 +22,7 @@ from sketchrl.rl.algorithms import algorithm_names, get_algorithm
 CREDITS = ("episode", "reward_to_go")
 SCALE_REWARDS = ("group", "batch", "none")
 DENSE_FRAMES = ("prefix", "final")
+KL_ESTIMATOR_NAMES = ("k2", "k3")
 
 
 @dataclasses.dataclass
@@ -76,16 +77,19 @@ class RLConfig(Config):
     # grpo/ppo: the importance ratio is clipped to [1 - clip_low, 1 + clip_high] (DAPO).
     clip_low: float = 0.2
     clip_high: float = 0.28
-    # Per-step KL to the frozen starting policy (k3 estimator) in the loss, times kl_beta.
+    # Per-step KL to the frozen starting policy in the loss, times kl_beta; estimated by k3
+    # (GRPO's; as a loss, its gradient is the forward KL's weighted by p_start / p) or k2
+    # ((log p - log p_start)^2 / 2, whose gradient is the reverse KL's).
     kl_beta: float = 0.0
+    kl_estimator: str = "k3"
     # reinforce: subtract kl_coef * (log p - log p_start) from each return (0 = the paper).
     kl_coef: float = 0.0
     # Bonus for the entropy of the pen-state and mixture-weight distributions.
     entropy_coef: float = 0.0
     # Forward KL(start || policy) in the loss, times forward_kl_beta: the policy's negative
-    # log-likelihood of forward_kl_episodes sketches the starting policy draws each batch.
-    # Mode-covering: it penalises dropping what the start drew (recall), where kl_beta's k3
-    # penalises drawing what the start would not.
+    # log-likelihood of forward_kl_episodes sketches the starting policy draws each batch. k3
+    # has the same gradient in expectation, from the policy's own sketches weighted by
+    # p_start / p (which explodes where the policy left a narrow mode of the start).
     forward_kl_beta: float = 0.0
     forward_kl_episodes: int = 16
     # ppo: GAE lambda, value loss weight, value clip, the value head's learning rate and width.
@@ -172,6 +176,7 @@ class RLConfig(Config):
             ("dense_frame", self.dense_frame, DENSE_FRAMES),
             ("temperature_semantics", self.temperature_semantics, tuple(TEMPERATURE_SEMANTICS)),
             ("algorithm", self.algorithm, algorithm_names()),
+            ("kl_estimator", self.kl_estimator, KL_ESTIMATOR_NAMES),
         ]
         for key, value, valid in choices:
             if value not in valid:

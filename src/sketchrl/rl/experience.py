@@ -113,6 +113,13 @@ def forward_kl_terms(policy: SketchRNN, start_samples: Rollout, temperature: Tem
     return -log_probs.mean(), estimate
 
 
+def k2_divergence(log_probs: Tensor, ref_log_probs: Tensor) -> Tensor:
+    """Per-step k2 estimate ``(log p - log p_ref)^2 / 2`` of KL(policy || reference). As a loss
+    on the policy's own samples its gradient is the reverse KL's, ``E_p[(log p - log p_ref)
+    grad log p]``, where k3's is the forward KL's weighted by ``p_ref / p`` (Schulman 2020)."""
+    return 0.5 * (log_probs - ref_log_probs) ** 2
+
+
 def k3_divergence(log_probs: Tensor, ref_log_probs: Tensor) -> Tensor:
     """Per-step k3 estimate of KL(policy || reference) from samples of the policy:
     ``r - 1 - log r`` with ``r = p_ref / p`` (non-negative, unbiased; Schulman 2020)."""

@@ -14,12 +14,21 @@ from typing import TYPE_CHECKING, ClassVar, TypeVar
 import torch
 from torch import Tensor, nn
 
-from sketchrl.rl.experience import Experience, PolicyTerms, categorical_entropy, k3_divergence
+from sketchrl.rl.experience import (
+    Experience,
+    PolicyTerms,
+    categorical_entropy,
+    k2_divergence,
+    k3_divergence,
+)
 
 if TYPE_CHECKING:
     from sketchrl.rl.config import RLConfig
 
 ALGORITHMS: dict[str, type[Algorithm]] = {}
+#: Per-step KL estimators for the ``kl_beta`` term (the config's ``kl_estimator``).
+KL_ESTIMATORS: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
+    "k3": k3_divergence, "k2": k2_divergence}
 A = TypeVar("A", bound=type["Algorithm"])
 
 
@@ -102,15 +111,16 @@ class Algorithm(abc.ABC):
         """The algorithm's own loss on the minibatch ``terms.index`` and its metrics."""
 
     def loss(self, batch: Experience, terms: PolicyTerms) -> tuple[Tensor, dict[str, float]]:
-        """:meth:`policy_loss` plus the shared terms: ``kl_beta`` times the per-step k3 KL to
-        the starting policy, minus ``entropy_coef`` times the pen-state and mixture-weight
-        entropy."""
+        """:meth:`policy_loss` plus the shared terms: ``kl_beta`` times the per-step KL to the
+        starting policy (the ``kl_estimator``), minus ``entropy_coef`` times the pen-state and
+        mixture-weight entropy."""
         loss, metrics = self.policy_loss(batch, terms)
         mask = batch.mask[terms.index]
         if self.config.kl_beta > 0:
             assert batch.ref_log_probs is not None, "kl_beta > 0 needs the starting policy"
-            k3 = k3_divergence(terms.log_probs, batch.ref_log_probs[terms.index])
-            loss = loss + self.config.kl_beta * episode_mean(k3, mask)
+            estimator = KL_ESTIMATORS[self.config.kl_estimator]
+            divergence = estimator(terms.log_probs, batch.ref_log_probs[terms.index])
+            loss = loss + self.config.kl_beta * episode_mean(divergence, mask)
         if self.config.entropy_coef > 0:
             pen, weights = categorical_entropy(terms.outputs, self.temperature,
                                                (terms.outputs.shape[-1] - 3) // 6)
