@@ -28,7 +28,9 @@ def test_sampling_on_the_gpu_scores_like_the_cpu(shared_assets):
 
 def test_grpo_and_ppo_batches_run_on_the_gpu(shared_assets):
     for settings in ({"algorithm": "grpo", "group_size": 4, "epochs": 2, "minibatches": 2,
-                      "kl_beta": 0.1}, {"algorithm": "ppo", "epochs": 2}):
+                      "kl_beta": 0.1, "kl_estimator": "k2", "forward_kl_beta": 0.1,
+                      "forward_kl_episodes": 4, "lr_warmup": 3},
+                     {"algorithm": "ppo", "epochs": 2}):
         trainer = Trainer(tiny_config(device="cuda", **settings), policy=tiny_vae(),
                           reward=InkReward())
         for _ in range(2):

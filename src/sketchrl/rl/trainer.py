@@ -248,9 +248,9 @@ class Trainer:
         rollout = self.collect(generator, grad=one_pass)
         batch = self.score(rollout)
         row = dict.fromkeys(self.metric_names, float("nan"))
-        if updated and config.forward_kl_beta > 0:
-            batch.start_samples = self.sample_start(generator)
         if updated:
+            if config.forward_kl_beta > 0:
+                batch.start_samples = self.sample_start(generator)
             row.update(self.update(batch, generator, one_pass))
         else:
             row.update(self.algorithm.observe(batch))
