@@ -12,7 +12,14 @@ from sketchrl.models import load_model
 from sketchrl.rl import RLConfig, Trainer, algorithm_names, load_rl_config, read_metrics, train
 from sketchrl.rl.experience import policy_terms
 from sketchrl.rl.trainer import BASE_METRICS
-from tests.test_rl_trainer import InkReward, ShortSketchReward, parameters, tiny_config, tiny_vae
+from tests.test_rl_trainer import (
+    InkReward,
+    ShortSketchReward,
+    assert_resume_continues_exactly,
+    parameters,
+    tiny_config,
+    tiny_vae,
+)
 
 
 def test_registry_lists_the_algorithms_and_rejects_others():
@@ -115,18 +122,7 @@ def test_ppo_value_head_depends_on_the_seed_alone():
 
 
 def test_ppo_resume_continues_exactly(tmp_path):
-    config = tiny_config(algorithm="ppo", epochs=2, episodes=6 * 8, checkpoint_every=2)
-    train(config, tmp_path / "straight", policy=tiny_vae(), reward=InkReward(), progress=False)
-    half = tiny_config(algorithm="ppo", epochs=2, episodes=2 * 8, checkpoint_every=2)
-    train(half, tmp_path / "resumed", policy=tiny_vae(), reward=InkReward(), progress=False)
-    resumed = tiny_vae()
-    train(config, tmp_path / "resumed", policy=resumed, reward=InkReward(), resume=True,
-          progress=False)
-    straight = load_model(tmp_path / "straight")
-    for name, value in parameters(straight).items():
-        torch.testing.assert_close(parameters(resumed)[name], value, rtol=0, atol=0)
-    rows = [read_metrics(tmp_path / run / "metrics.csv") for run in ("straight", "resumed")]
-    assert rows[0] == rows[1]
+    assert_resume_continues_exactly(tmp_path, algorithm="ppo", epochs=2, checkpoint_every=2)
 
 
 def test_prefix_episodes_start_from_real_drawings(shared_assets):

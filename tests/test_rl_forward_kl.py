@@ -8,10 +8,14 @@ import pytest
 import torch
 
 from sketchrl.errors import ConfigError
-from sketchrl.models import load_model
-from sketchrl.rl import Trainer, load_rl_config, read_metrics, train
+from sketchrl.rl import Trainer, load_rl_config
 from sketchrl.rl.experience import forward_kl_terms, policy_terms
-from tests.test_rl_trainer import InkReward, parameters, tiny_config, tiny_vae
+from tests.test_rl_trainer import (
+    InkReward,
+    assert_resume_continues_exactly,
+    tiny_config,
+    tiny_vae,
+)
 
 
 class ConstantReward(InkReward):
@@ -71,21 +75,10 @@ def test_forward_kl_pulls_a_moved_policy_back_to_the_start():
 
 
 def test_forward_kl_logs_and_resumes_exactly(tmp_path):
-    settings = dict(algorithm="ppo", epochs=2, minibatches=2, forward_kl_beta=0.5,
-                    forward_kl_episodes=4, checkpoint_every=2)
-    config = tiny_config(episodes=6 * 8, **settings)
-    train(config, tmp_path / "straight", policy=tiny_vae(), reward=InkReward(), progress=False)
-    train(tiny_config(episodes=2 * 8, **settings), tmp_path / "resumed", policy=tiny_vae(),
-          reward=InkReward(), progress=False)
-    resumed = tiny_vae()
-    train(config, tmp_path / "resumed", policy=resumed, reward=InkReward(), resume=True,
-          progress=False)
-    straight = load_model(tmp_path / "straight")
-    for name, value in parameters(straight).items():
-        torch.testing.assert_close(parameters(resumed)[name], value, rtol=0, atol=0)
-    rows = [read_metrics(tmp_path / run / "metrics.csv") for run in ("straight", "resumed")]
-    assert rows[0] == rows[1]
-    updated = [row for row in rows[0] if row["updated"] == "1"]
+    rows = assert_resume_continues_exactly(
+        tmp_path, algorithm="ppo", epochs=2, minibatches=2, forward_kl_beta=0.5,
+        forward_kl_episodes=4, checkpoint_every=2)
+    updated = [row for row in rows if row["updated"] == "1"]
     assert updated and all(np.isfinite(float(row["forward_kl"])) for row in updated)
 
 

@@ -4,12 +4,16 @@ step, and an exact resume in the middle of it."""
 from __future__ import annotations
 
 import pytest
-import torch
 
 from sketchrl.errors import ConfigError
-from sketchrl.models import load_model
-from sketchrl.rl import Trainer, load_rl_config, read_metrics, train
-from tests.test_rl_trainer import InkReward, parameters, tiny_config, tiny_vae
+from sketchrl.rl import Trainer, load_rl_config
+from tests.test_rl_trainer import (
+    InkReward,
+    assert_resume_continues_exactly,
+    parameters,
+    tiny_config,
+    tiny_vae,
+)
 
 
 def recorded_lrs(trainer: Trainer, batches: int) -> list[float]:
@@ -53,20 +57,8 @@ def test_adams_first_step_is_scaled_down_by_the_warmup():
 
 
 def test_resume_in_the_middle_of_the_warmup_continues_exactly(tmp_path):
-    settings = dict(algorithm="grpo", group_size=4, epochs=2, minibatches=2, lr_warmup=10,
-                    checkpoint_every=2)
-    config = tiny_config(episodes=6 * 8, **settings)
-    train(config, tmp_path / "straight", policy=tiny_vae(), reward=InkReward(), progress=False)
-    train(tiny_config(episodes=2 * 8, **settings), tmp_path / "resumed", policy=tiny_vae(),
-          reward=InkReward(), progress=False)
-    resumed = tiny_vae()
-    train(config, tmp_path / "resumed", policy=resumed, reward=InkReward(), resume=True,
-          progress=False)
-    straight = load_model(tmp_path / "straight")
-    for name, value in parameters(straight).items():
-        torch.testing.assert_close(parameters(resumed)[name], value, rtol=0, atol=0)
-    rows = [read_metrics(tmp_path / run / "metrics.csv") for run in ("straight", "resumed")]
-    assert rows[0] == rows[1]
+    assert_resume_continues_exactly(tmp_path, algorithm="grpo", group_size=4, epochs=2,
+                                    minibatches=2, lr_warmup=10, checkpoint_every=2)
 
 
 def test_negative_warmup_is_refused():

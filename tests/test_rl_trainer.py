@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -48,6 +49,24 @@ def tiny_config(**changes) -> RLConfig:
 
 def parameters(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {name: value.detach().clone() for name, value in model.named_parameters()}
+
+
+def assert_resume_continues_exactly(out: Path, **settings) -> list[dict[str, str]]:
+    """Train 6 batches straight, and 2 then resumed to 6: the same weights and metrics bit for
+    bit. Returns the straight run's metric rows."""
+    config = tiny_config(episodes=6 * 8, **settings)
+    train(config, out / "straight", policy=tiny_vae(), reward=InkReward(), progress=False)
+    train(tiny_config(episodes=2 * 8, **settings), out / "resumed", policy=tiny_vae(),
+          reward=InkReward(), progress=False)
+    resumed = tiny_vae()
+    train(config, out / "resumed", policy=resumed, reward=InkReward(), resume=True,
+          progress=False)
+    straight = load_model(out / "straight")
+    for name, value in parameters(straight).items():
+        torch.testing.assert_close(parameters(resumed)[name], value, rtol=0, atol=0)
+    rows = [read_metrics(out / run / "metrics.csv") for run in ("straight", "resumed")]
+    assert rows[0] == rows[1]
+    return rows[0]
 
 
 def test_only_decoder_parameters_change(tmp_path):

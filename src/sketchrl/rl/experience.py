@@ -105,10 +105,8 @@ def forward_kl_terms(policy: SketchRNN, start_samples: Rollout, temperature: Tem
     """The forward KL(start || policy) on the starting policy's sketches ``index``: the loss
     ``-(1/b) sum_i sum_t log p(x_it)`` (the KL up to the start's entropy, a constant) and the
     KL's estimate ``(1/b) sum_i sum_t (log p_start - log p)``, in nats per sketch."""
-    terms = policy_terms(policy, start_samples, temperature, index)
-    mask = start_samples.mask[index]
-    log_probs = (terms.log_probs * mask).sum(dim=1)
-    start_log_probs = (start_samples.log_probs[index] * mask).sum(dim=1)
+    log_probs = policy_terms(policy, start_samples, temperature, index).log_probs.sum(dim=1)
+    start_log_probs = start_samples.total_log_prob()[index]
     estimate = float((start_log_probs - log_probs.detach()).mean())
     return -log_probs.mean(), estimate
 
