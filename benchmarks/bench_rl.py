@@ -35,8 +35,10 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import roofline
 import torch
 from rl_baselines import legacy_log_prob, legacy_sample
+from roofline import lstm_roofline_seconds, measure_rates, roofline_seconds, vendor_lstm_seconds
 
 from sketchrl.models import load_model
 from sketchrl.models.cells import FTZ_SWITCH
@@ -53,8 +55,7 @@ DEVICE = torch.device("cpu")
 
 def sync() -> None:
     """Wait for the GPU (timings of asynchronous work)."""
-    if DEVICE.type == "cuda":
-        torch.cuda.synchronize()
+    roofline.sync(DEVICE)
 
 
 class Stages:
@@ -67,75 +68,14 @@ class Stages:
     def __call__(self, name: str) -> Iterator[None]:
         sync()
         started = time.perf_counter()
-        yield
+        with torch.profiler.record_function(name):  # stage names for profile_rl.py
+            yield
         sync()
         self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
 
     @property
     def total(self) -> float:
         return sum(self.seconds.values())
-
-
-def matmul_rate(m: int, k: int, n: int, repeats: int = 50) -> float:
-    """GFLOP/s of ``(m, k) @ (k, n)`` on this machine now."""
-    a, b = torch.randn(m, k, device=DEVICE), torch.randn(k, n, device=DEVICE)
-    for _ in range(5):
-        a @ b
-    sync()
-    started = time.perf_counter()
-    for _ in range(repeats):
-        a @ b
-    sync()
-    return 2 * m * k * n * repeats / (time.perf_counter() - started) / 1e9
-
-
-def roofline_seconds(batch: int, steps: int, hidden: int, out: int, rates: dict) -> float:
-    """Matrix time of one sampled pass and its backward at the measured rates.
-
-    Forward, per step: ``(B, 5) @ (5, 4H)``, ``(B, H) @ (H, 4H)``, ``(B, H) @ (H, O)``;
-    backward: the input gradients per step (``(B, 4H) @ (4H, H)``, ``(B, O) @ (O, H)``) and
-    the weight gradients of all steps at once (``(H, BT) @ (BT, 4H)``, ``(H, BT) @ (BT, O)``).
-    """
-    flops_step = 2 * batch * (5 + hidden) * 4 * hidden
-    flops_out = 2 * batch * hidden * out
-    forward = steps * (flops_step / rates["step"] + flops_out / rates["out"])
-    backward = steps * (2 * batch * 4 * hidden * hidden / rates["dh"] + flops_out / rates["out"])
-    weights = (flops_step + flops_out) * steps / rates["dw"]
-    return (forward + backward + weights) / 1e9
-
-
-def measure_rates(batch: int, hidden: int, out: int, steps: int) -> dict[str, float]:
-    return {
-        "step": matmul_rate(batch, hidden, 4 * hidden),
-        "out": matmul_rate(batch, hidden, out),
-        "dh": matmul_rate(batch, 4 * hidden, hidden),
-        "dw": matmul_rate(hidden, batch * steps, 4 * hidden, repeats=5),
-    }
-
-
-def lstm_roofline_seconds(batch: int, steps: int, hidden: int, rates: dict) -> float:
-    """The LSTM's share of :func:`roofline_seconds` (no output head)."""
-    flops_step = 2 * batch * (5 + hidden) * 4 * hidden
-    forward = steps * flops_step / rates["step"]
-    backward = steps * 2 * batch * 4 * hidden * hidden / rates["dh"]
-    return (forward + backward + flops_step * steps / rates["dw"]) / 1e9
-
-
-def vendor_lstm_seconds(batch: int, steps: int, hidden: int, repeats: int = 5) -> float:
-    """Median forward + backward time of ``torch.nn.LSTM`` (oneDNN's fused kernel on the CPU,
-    cuDNN's on a GPU) over a teacher-forced ``(batch, steps, 5)`` input: what a vendor kernel
-    reaches on the recurrence alone, without sampling between the steps."""
-    lstm = torch.nn.LSTM(5, hidden, batch_first=True).to(DEVICE)
-    inputs = torch.randn(batch, steps, 5, device=DEVICE)
-    times = []
-    for k in range(repeats + 2):
-        sync()
-        started = time.perf_counter()
-        lstm(inputs)[0].sum().backward()
-        sync()
-        if k >= 2:
-            times.append(time.perf_counter() - started)
-    return statistics.median(times)
 
 
 @contextlib.contextmanager
@@ -274,11 +214,11 @@ def report_reinforce(args: argparse.Namespace) -> None:
     trainer = make_trainer(args.model, "ssim", SSIM)
     hidden = trainer.policy.config.dec_rnn_size
     out = trainer.policy.config.output_size
-    rates = measure_rates(16, hidden, out, 160)
+    rates = measure_rates(16, hidden, out, 160, DEVICE)
     runs = median_over(args.batches, lambda b: reinforce_batch(trainer, b))
     steps = [s for _, s in runs]
     # the roofline is the best rate seen: measured before and after the batches, the higher kept
-    again = measure_rates(16, hidden, out, int(statistics.median(steps)))
+    again = measure_rates(16, hidden, out, int(statistics.median(steps)), DEVICE)
     rates = {key: max(rate, again[key]) for key, rate in rates.items()}
     print("matrix rates (GFLOP/s, torch matmul, the best of two measurements in this run): " +
           ", ".join(f"{k} {v:.0f}" for k, v in rates.items()))
@@ -313,7 +253,7 @@ def report_reinforce(args: argparse.Namespace) -> None:
     print(f"  without render+reward  {learning * 1e3:8.1f} ms  -> "
           f"{statistics.median((r.total - r.seconds['render'] - r.seconds['reward']) / f for (r, _), f in zip(runs, roof, strict=True)):.2f}x the roofline")  # noqa: E501
     median_steps = int(statistics.median(steps))
-    vendor = vendor_lstm_seconds(16, median_steps, hidden)
+    vendor = vendor_lstm_seconds(16, median_steps, hidden, DEVICE)
     print(f"  for scale: torch.nn.LSTM forward + backward, {median_steps} teacher-forced steps "
           f"(the vendor's fused kernel, no sampling): {vendor * 1e3:.1f} ms = "
           f"{vendor / lstm_roofline_seconds(16, median_steps, hidden, rates):.2f}x the "
