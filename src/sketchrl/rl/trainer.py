@@ -22,6 +22,7 @@ from collections.abc import Iterator
 import torch
 
 from sketchrl.devices import resolve_device
+from sketchrl.memory import retain_freed_memory
 from sketchrl.models import Rollout, SketchRNN, cpu_state_dict, load_model
 from sketchrl.models.cells import subnormal_flushing_enabled
 from sketchrl.rewards import DenseReward, Reward, build_reward
@@ -103,6 +104,8 @@ class Trainer:
                  reward: Reward | None = None, device: str | torch.device | None = None) -> None:
         self.config = config
         self.device = resolve_device(device if device is not None else config.device)
+        if self.device.type == "cpu":
+            retain_freed_memory()  # no page faults for each batch's buffers (sketchrl.memory)
         self.policy = (policy or load_model(config.model)).to(self.device)
         # Dropout off: the distribution that samples must be the one that is differentiated.
         self.policy.eval()
