@@ -2,8 +2,9 @@
 
 Every batch allocates and frees the same large buffers (a sampled pass records tens of MB of
 activations). glibc returns blocks above its mmap threshold, and the free top of its heap, to
-the system, so the next batch page-faults all of that memory in again: about a tenth of a
-REINFORCE batch on a 2-core CPU (``benchmarks/README.md``). :func:`retain_freed_memory` raises
+the system, so the next batch can page-fault that memory in again (GRPO's batch of 64 ran
+1.15x faster without it on a 2-core CPU; ``benchmarks/bench_memory.py``; its adaptive threshold
+settles by itself in a long run of small batches). :func:`retain_freed_memory` raises
 both thresholds once per process (as the caching allocators of GPUs, jemalloc or tcmalloc keep
 memory): the process keeps its peak memory for reuse. Arithmetic is untouched (the same weights
 bit for bit). ``SKETCHRL_MALLOC=0`` leaves malloc as it is; elsewhere than glibc this does nothing.
