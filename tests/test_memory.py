@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import subprocess
 import sys
 
@@ -32,7 +33,7 @@ print(json.dumps({"took": took, "faults": faults}))
 """
 ROUND_PAGES = 160 * 16 * (2 * 2048 + 3 * 512 + 123) * 4 // 4096  # about one round's memory
 
-glibc_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+glibc_only = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's mallopt")
 
 
 def rounds(call: bool, switch: str | None = None) -> dict:
