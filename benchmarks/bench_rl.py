@@ -38,7 +38,13 @@ from pathlib import Path
 import roofline
 import torch
 from rl_baselines import legacy_log_prob, legacy_sample
-from roofline import lstm_roofline_seconds, measure_rates, roofline_seconds, vendor_lstm_seconds
+from roofline import (
+    best_rates,
+    lstm_roofline_seconds,
+    measure_rates,
+    roofline_seconds,
+    vendor_lstm_seconds,
+)
 
 from sketchrl.models import load_model
 from sketchrl.models.cells import FTZ_SWITCH
@@ -217,9 +223,8 @@ def report_reinforce(args: argparse.Namespace) -> None:
     rates = measure_rates(16, hidden, out, 160, DEVICE)
     runs = median_over(args.batches, lambda b: reinforce_batch(trainer, b))
     steps = [s for _, s in runs]
-    # the roofline is the best rate seen: measured before and after the batches, the higher kept
-    again = measure_rates(16, hidden, out, int(statistics.median(steps)), DEVICE)
-    rates = {key: max(rate, again[key]) for key, rate in rates.items()}
+    rates = best_rates(rates, measure_rates(16, hidden, out, int(statistics.median(steps)),
+                                            DEVICE))
     print("matrix rates (GFLOP/s, torch matmul, the best of two measurements in this run): " +
           ", ".join(f"{k} {v:.0f}" for k, v in rates.items()))
     current = [stages.total for stages, _ in runs]
@@ -347,6 +352,15 @@ def report_batch_sizes(args: argparse.Namespace) -> None:
               "episodes/s")
 
 
+def prepare(model: str, threads: int) -> None:
+    """Before anything is timed: torch's threads set, the model fetched, the C++ kernels
+    compiled (first use)."""
+    torch.set_num_threads(threads)
+    load_model(model)
+    native_loops()
+    ssim_kernel()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--batches", type=int, default=7, help="batches per variant")
@@ -357,10 +371,7 @@ def main() -> None:
     args = parser.parse_args()
     global DEVICE
     DEVICE = torch.device(args.device)
-    torch.set_num_threads(args.threads)
-    load_model(args.model)  # fetch once before timing
-    native_loops()  # compile (first use) before timing
-    ssim_kernel()
+    prepare(args.model, args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {DEVICE}"
           + (f" ({torch.cuda.get_device_name()})" if DEVICE.type == "cuda" else ""))
     sections = {"reinforce": report_reinforce, "grpo": report_grpo, "dense": report_dense,

@@ -17,13 +17,9 @@ import argparse
 import statistics
 
 import torch
-from bench_rl import SSIM, make_trainer, reinforce_batch
-from roofline import measure_rates, roofline_seconds
+from bench_rl import SSIM, make_trainer, prepare, reinforce_batch
+from roofline import best_rates, measure_rates, roofline_seconds
 from torch.profiler import ProfilerActivity, profile
-
-from sketchrl.models import load_model
-from sketchrl.models.native import native_loops
-from sketchrl.rewards.ssim import ssim_kernel
 
 MATRIX_OPS = {"aten::mm": (0, 1), "aten::addmm": (1, 2), "aten::addmm_": (1, 2)}
 STAGES = ("sampling", "render", "reward", "loss", "backward", "optimiser")
@@ -85,10 +81,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     parser.add_argument("--model", default="sketchrnn:bird")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    load_model(args.model)
-    native_loops()
-    ssim_kernel()
+    prepare(args.model, args.threads)
     trainer = make_trainer(args.model, "ssim", SSIM)
     hidden, out = trainer.policy.config.dec_rnn_size, trainer.policy.config.output_size
     device = torch.device("cpu")
@@ -96,8 +89,9 @@ def main() -> None:
         split_batch(trainer, 90 + k)
     before = measure_rates(16, hidden, out, 160, device)
     batches = [split_batch(trainer, 100 + k) for k in range(args.batches)]
-    after = measure_rates(16, hidden, out, int(statistics.median(s for _, s in batches)), device)
-    rates = {key: max(rate, after[key]) for key, rate in before.items()}  # as bench_rl.py
+    rates = best_rates(before, measure_rates(16, hidden, out,
+                                             int(statistics.median(s for _, s in batches)),
+                                             device))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; the same shapes "
           "repeated alone (GFLOP/s): " + ", ".join(f"{k} {v:.0f}" for k, v in rates.items()))
     report(batches, [roofline_seconds(16, steps, hidden, out, rates) for _, steps in batches])

@@ -40,6 +40,12 @@ def measure_rates(batch: int, hidden: int, out: int, steps: int,
     }
 
 
+def best_rates(*measurements: dict[str, float]) -> dict[str, float]:
+    """Each shape's highest rate over several :func:`measure_rates` (before and after the
+    timed batches): the roofline is the best this shared machine did in the run."""
+    return {key: max(rates[key] for rates in measurements) for key in measurements[0]}
+
+
 def roofline_seconds(batch: int, steps: int, hidden: int, out: int, rates: dict) -> float:
     """Matrix time of one sampled pass and its backward at the measured rates.
 

@@ -15,6 +15,7 @@ import dataclasses
 import functools
 import json
 import numbers
+import os
 import types
 import typing
 from collections.abc import Mapping
@@ -198,6 +199,15 @@ def _check_scalar(value: Any, hint: type) -> Any:
     return value
 
 
+#: Words that mean false, in a command-line value or an environment switch (any case).
+OFF_WORDS = ("0", "false", "no", "off")
+
+
+def switched_on(variable: str) -> bool:
+    """An environment switch that is on unless set to one of :data:`OFF_WORDS`."""
+    return os.environ.get(variable, "1").strip().lower() not in OFF_WORDS
+
+
 def parse_value(text: str, hint: Any, key: str = "value") -> Any:
     """Parse a command-line string into the type ``hint`` (bool, int, float, str, optional)."""
     origin = typing.get_origin(hint)
@@ -211,7 +221,7 @@ def parse_value(text: str, hint: Any, key: str = "value") -> Any:
             lowered = text.lower()
             if lowered in ("1", "true", "yes", "on"):
                 return True
-            if lowered in ("0", "false", "no", "off"):
+            if lowered in OFF_WORDS:
                 return False
             raise ValueError(text)
         if hint in (int, float, str):

@@ -15,7 +15,8 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
-import os
+
+from sketchrl.config import switched_on
 
 #: Environment variable that turns this off ("0", "false", "no", "off").
 SWITCH = "SKETCHRL_MALLOC"
@@ -26,16 +27,11 @@ MMAP_THRESHOLD_MAX = 32 * 1024 * 1024  # glibc's ceiling for the mmap threshold 
 TRIM_THRESHOLD = 2**31 - 1  # mallopt takes an int: trim only above 2 GiB of free heap top
 
 
-def retention_enabled() -> bool:
-    """False when ``SKETCHRL_MALLOC`` says off."""
-    return os.environ.get(SWITCH, "1").strip().lower() not in ("0", "false", "no", "off")
-
-
 @functools.lru_cache(maxsize=1)
 def retain_freed_memory() -> bool:
     """Keep freed blocks up to 32 MiB, and the heap's free top, for reuse by this process;
     returns whether glibc took the settings (False when switched off or not glibc)."""
-    if not retention_enabled():
+    if not switched_on(SWITCH):
         return False
     try:
         mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt

@@ -11,10 +11,11 @@ Users: :mod:`sketchrl.models.native` (the decoder's recurrent loops) and
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
+
+from sketchrl.config import switched_on
 
 #: Environment variable that turns the C++ kernels off ("0", "false", "no", "off").
 SWITCH = "SKETCHRL_NATIVE"
@@ -22,7 +23,7 @@ SWITCH = "SKETCHRL_NATIVE"
 
 def native_enabled() -> bool:
     """False when ``SKETCHRL_NATIVE`` says off."""
-    return os.environ.get(SWITCH, "1").strip().lower() not in ("0", "false", "no", "off")
+    return switched_on(SWITCH)
 
 
 def extension_built(cpp_extension: ModuleType, name: str) -> bool:

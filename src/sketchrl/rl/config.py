@@ -18,11 +18,11 @@ else:  # pragma: no cover
 from sketchrl.models.mixture import TEMPERATURE_SEMANTICS, Temperature
 from sketchrl.rl.advantages import ADVANTAGES
 from sketchrl.rl.algorithms import algorithm_names, get_algorithm
+from sketchrl.rl.algorithms.base import KL_ESTIMATORS
 
 CREDITS = ("episode", "reward_to_go")
 SCALE_REWARDS = ("group", "batch", "none")
 DENSE_FRAMES = ("prefix", "final")
-KL_ESTIMATOR_NAMES = ("k2", "k3")
 
 
 @dataclasses.dataclass
@@ -176,7 +176,7 @@ class RLConfig(Config):
             ("dense_frame", self.dense_frame, DENSE_FRAMES),
             ("temperature_semantics", self.temperature_semantics, tuple(TEMPERATURE_SEMANTICS)),
             ("algorithm", self.algorithm, algorithm_names()),
-            ("kl_estimator", self.kl_estimator, KL_ESTIMATOR_NAMES),
+            ("kl_estimator", self.kl_estimator, tuple(KL_ESTIMATORS)),
         ]
         for key, value, valid in choices:
             if value not in valid:
