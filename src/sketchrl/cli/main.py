@@ -26,6 +26,7 @@ SUBCOMMAND_MODULES = (
     "sample",
     "complete",
     "export",
+    "interpolate",
     "pretrain",
     "classifier",
     "train",
