@@ -96,6 +96,9 @@ def test_cli_mistakes_are_one_line_errors_that_keep_work(tmp_path, capsys):
     error = capsys.readouterr().err
     assert "already holds a model" in error and len(error.strip().splitlines()) == 1
     assert (tmp_path / "taken" / "model.safetensors").read_bytes() == before
+    assert main(["interpolate", str(tmp_path / "plain"), "--base", str(tmp_path / "plain"),
+                 "--weight", "nan", "--out", str(tmp_path / "b")]) == 2
+    assert "finite" in capsys.readouterr().err
     save_model(small_decoder(dec_rnn_size=8), tmp_path / "other")
     assert main(["interpolate", str(tmp_path / "plain"), "--base", str(tmp_path / "other"),
                  "--weight", "0.5", "--out", str(tmp_path / "b")]) == 2

@@ -54,9 +54,10 @@ def run(args: argparse.Namespace) -> int:
     from sketchrl.data.common import writable_directory
     from sketchrl.errors import ConfigError
     from sketchrl.models import load_model, save_model
-    from sketchrl.models.interpolate import changed_tensors, interpolate_weights
+    from sketchrl.models.interpolate import changed_tensors, check_weight, interpolate_weights
     from sketchrl.models.io import WEIGHTS_FILE
 
+    check_weight(args.weight)
     out = writable_directory(args.out, "--out")
     if (out / WEIGHTS_FILE).exists():
         raise ConfigError(f"--out {out} already holds a model; choose another folder")

@@ -16,12 +16,17 @@ from sketchrl.errors import ConfigError
 from sketchrl.models.sketch_rnn import SketchRNN
 
 
+def check_weight(weight: float) -> None:
+    """ConfigError unless ``weight`` is a finite number."""
+    if not math.isfinite(weight):
+        raise ConfigError(f"weight {weight} must be a finite number (0 = start, 1 = fine-tune)")
+
+
 def interpolate_weights(start: SketchRNN, tuned: SketchRNN, weight: float) -> SketchRNN:
     """A new model (``tuned``'s config, on CPU, in eval mode) with weights ``start + weight *
     (tuned - start)``; non-float tensors are ``tuned``'s. ConfigError if the two do not share
     an architecture (the same tensors with the same shapes) or ``weight`` is not finite."""
-    if not math.isfinite(weight):
-        raise ConfigError(f"weight {weight} must be a finite number (0 = start, 1 = fine-tune)")
+    check_weight(weight)
     start_state, tuned_state = start.state_dict(), tuned.state_dict()
     if set(start_state) != set(tuned_state):
         differing = sorted(set(start_state) ^ set(tuned_state))
