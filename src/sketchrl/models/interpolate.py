@@ -13,7 +13,7 @@ import math
 import torch
 
 from sketchrl.errors import ConfigError
-from sketchrl.models.sketch_rnn import SketchRNN
+from sketchrl.models.sketch_rnn import SketchRNN, tensor_mismatch
 
 
 def check_weight(weight: float) -> None:
@@ -28,16 +28,19 @@ def interpolate_weights(start: SketchRNN, tuned: SketchRNN, weight: float) -> Sk
     an architecture (the same tensors with the same shapes) or ``weight`` is not finite."""
     check_weight(weight)
     start_state, tuned_state = start.state_dict(), tuned.state_dict()
-    if set(start_state) != set(tuned_state):
-        differing = sorted(set(start_state) ^ set(tuned_state))
+    missing, unexpected, wrong = tensor_mismatch(start_state, tuned_state)
+    if missing or unexpected:
+        differing = sorted(missing + unexpected)
         raise ConfigError(f"the two models have different architectures (tensors "
                           f"{', '.join(differing[:3])} are in only one of them)")
+    if wrong:
+        name = wrong[0]
+        raise ConfigError(f"the two models have different architectures ({name}: "
+                          f"{tuple(start_state[name].shape)} against "
+                          f"{tuple(tuned_state[name].shape)})")
     mixed: dict[str, torch.Tensor] = {}
     for name, tuned_tensor in tuned_state.items():
         start_tensor = start_state[name].to(tuned_tensor.device)
-        if start_tensor.shape != tuned_tensor.shape:
-            raise ConfigError(f"the two models have different architectures ({name}: "
-                              f"{tuple(start_tensor.shape)} against {tuple(tuned_tensor.shape)})")
         if tuned_tensor.is_floating_point():
             start_tensor = start_tensor.to(tuned_tensor.dtype)
             tuned_tensor = torch.lerp(start_tensor, tuned_tensor, weight)

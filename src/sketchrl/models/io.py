@@ -13,7 +13,7 @@ from safetensors.torch import load_file, save_file
 
 from sketchrl.errors import ConfigError, DataError
 from sketchrl.models.config import SketchRNNConfig
-from sketchrl.models.sketch_rnn import SketchRNN
+from sketchrl.models.sketch_rnn import SketchRNN, tensor_mismatch
 from sketchrl.models.sketch_rnn_js import load_sketch_rnn_js
 
 logger = logging.getLogger(__name__)
@@ -60,10 +60,7 @@ def load_model_directory(directory: str | Path,
     except (SafetensorError, OSError) as error:
         raise DataError(f"{weights}: unreadable ({error}); re-save the model") from None
     model = SketchRNN(config)
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(tensors))
-    unexpected = sorted(set(tensors) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(tensors) if expected[k].shape != tensors[k].shape)
+    missing, unexpected, wrong = tensor_mismatch(model.state_dict(), tensors)
     if missing or unexpected or wrong:
         raise DataError(
             f"{weights} does not match {CONFIG_FILE}: missing {missing[:5]}, unexpected "

@@ -13,8 +13,8 @@ Teacher forcing convention: ``strokes5 (B, T, 5)`` are the rows to predict (no s
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import NamedTuple
+from collections.abc import Iterator, Mapping
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -320,3 +320,13 @@ def kl_loss(mu: Tensor, presig: Tensor, kl_tolerance: float = 0.0) -> Tensor:
     """Magenta's KL cost ``max(-0.5 mean(1 + presig - mu^2 - exp(presig)), kl_tolerance)``."""
     kl = -0.5 * torch.mean(1.0 + presig - mu.square() - torch.exp(presig))
     return torch.clamp(kl, min=kl_tolerance)
+
+
+def tensor_mismatch(expected: Mapping[str, Any], given: Mapping[str, Any]
+                    ) -> tuple[list[str], list[str], list[str]]:
+    """Names (sorted) of the tensors or arrays ``given`` lacks, has beyond ``expected``, and
+    has with another shape; three empty lists when the two have the same architecture."""
+    missing = sorted(set(expected) - set(given))
+    unexpected = sorted(set(given) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(given) if expected[k].shape != given[k].shape)
+    return missing, unexpected, wrong

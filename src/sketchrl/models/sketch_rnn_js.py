@@ -27,7 +27,7 @@ import torch
 
 from sketchrl.errors import ConfigError, DataError
 from sketchrl.models.config import SketchRNNConfig
-from sketchrl.models.sketch_rnn import SketchRNN
+from sketchrl.models.sketch_rnn import SketchRNN, tensor_mismatch
 
 logger = logging.getLogger(__name__)
 
@@ -249,10 +249,10 @@ def compare_rounding(model: SketchRNN, base: SketchRNN, base_name: str = "the st
                      ) -> RoundingReport:
     """Count the stored values of ``model`` whose int16 differs from ``base``'s (same layout)."""
     mine, theirs = _stored_arrays(model), _stored_arrays(base)
-    shapes = {name: (mine[name].shape, theirs.get(name, np.empty(0)).shape) for name in mine}
-    wrong = [f"{name} {a} vs {b}" for name, (a, b) in shapes.items() if a != b]
-    if set(mine) != set(theirs) or wrong:
-        what = wrong[0] if wrong else "VAE vs decoder-only"
+    missing, unexpected, wrong = tensor_mismatch(mine, theirs)
+    if missing or unexpected or wrong:
+        what = (f"{wrong[0]} {mine[wrong[0]].shape} vs {theirs[wrong[0]].shape}" if wrong
+                else "VAE vs decoder-only")
         raise ConfigError(f"starting model {base_name} has another architecture ({what}); pass "
                           "the model the fine-tune started from as the base (--base MODEL)")
     changed = sum(int((quantize(mine[n]) != quantize(theirs[n])).sum()) for n in mine)
