@@ -40,7 +40,7 @@ def assert_same_run(study: Study, task, method, path: Path) -> None:
 def test_offline_full_preset_trains_what_the_experiment_files_say(tmp_path):
     study = Study(get_preset("offline-full"), tmp_path)
     for task in study.preset.tasks:
-        for method in study.preset.methods:
+        for method in study.preset.trained_methods:
             assert_same_run(study, task, method,
                             EXPERIMENTS / "offline" / f"{task.name}_{method.name}.toml")
 
@@ -157,6 +157,9 @@ def test_quick_study_twice_gives_identical_tables_and_resumes(tmp_path, shared_a
     assert run_quick(first, "--workers", "2", preset="offline-full") == 0  # with its sweep
     printed = capsys.readouterr().out
     assert "recognize" in printed and "steer" in printed and "report:" in printed
+    soup = first / "runs" / "recognize" / "soup" / "seed1"
+    assert json.loads((soup / "soup.json").read_text())["weight"] == 0.2
+    assert "GRPO + PPO soup" in (first / "recognize.csv").read_text()
     for name in ("report.html", "pareto.png", "samples.png", "reward_curves.png",
                  "environment.json", "timings.json", "recognize.csv", "steer.csv",
                  "recognize_kl_sweep.csv", "steer_kl_sweep.csv"):

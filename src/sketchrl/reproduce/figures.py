@@ -60,11 +60,11 @@ def plot_samples(study: Study, path: Path) -> Path:
 
 
 def plot_reward_curves(study: Study, path: Path) -> Path:
-    """Per task and method: the per-batch mean reward of every seed (smoothed)."""
+    """Per task and trained method: the per-batch mean reward of every seed (smoothed)."""
     from sketchrl.rl import read_metrics
 
     plt = _pyplot()
-    panels = [(t, m) for t in study.preset.tasks for m in study.preset.methods]
+    panels = [(t, m) for t in study.preset.tasks for m in study.preset.trained_methods]
     columns = min(3, len(panels))
     rows = -(-len(panels) // columns)
     figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.0 * rows),

@@ -75,12 +75,18 @@ class Study:
         """Every fine-tuning run: task x method x seed, then the sweeps' own runs."""
         preset, runs = self.preset, []
         for task in preset.tasks:
-            runs += [(task, m, s) for m in preset.methods for s in self.seeds()]
+            runs += [(task, m, s) for m in preset.trained_methods for s in self.seeds()]
             for sweep in preset.sweeps:
                 for _, method in preset.sweep_methods(sweep, task.name):
                     runs += [(task, method, s) for s in self.seeds(sweep.seeds)
                              if (task, method, s) not in runs]
         return runs
+
+    def soups(self) -> list[tuple[Task, Method, int]]:
+        """Every soup: task x soup method x seed (each mixes two runs of its seed)."""
+        return [(task, method, seed) for task in self.preset.tasks
+                for method in self.preset.methods if method.soup is not None
+                for seed in self.seeds()]
 
     def rl_config(self, task: Task, method: Method | None = None, seed: int | None = None):
         """The fine-tuning config of ``method`` on ``task`` (without one: the shared settings)."""
@@ -150,10 +156,27 @@ class Study:
             result.append(Step(f"train-{task.name}-{method.name}-s{seed}", study_steps.train_step,
                                {"out": str(out), "config": config, **common},
                                done=out / "DONE", deps=reward_deps, cpus=self.threads))
+        for task, method, seed in self.soups():
+            result.append(self.soup_step(task, method, seed, common))
         for task, name, seed, model, n, deps in self.evaluations():
             result.append(self.evaluation_step(task, name, seed, model, n,
                                                [*classifier_keys, *deps], common))
         return result
+
+    def soup_step(self, task: Task, method: Method, seed: int, common: dict[str, Any]):
+        """The step that mixes ``method``'s two runs of ``seed`` on ``task``."""
+        from sketchrl.reproduce.executors import Step
+
+        soup = method.soup
+        out = self.paths.run(task.name, method.name, seed)
+        kwargs = {"out": str(out), "weight": soup.weight,
+                  "base": str(self.paths.run(task.name, soup.base, seed)),
+                  "other": str(self.paths.run(task.name, soup.other, seed)),
+                  "threads": common["threads"]}
+        return Step(f"train-{task.name}-{method.name}-s{seed}", study_steps.soup_step, kwargs,
+                    done=out / "DONE", cpus=self.threads,
+                    deps=[f"train-{task.name}-{name}-s{seed}" for name in (soup.base,
+                                                                             soup.other)])
 
     def evaluations(self) -> list[tuple[Task, str, int, str, int, list[str]]]:
         """``(task, method name, seed, model, n, deps)`` of every evaluation (the baseline with
@@ -164,7 +187,7 @@ class Study:
         for task in preset.tasks:
             result += [(task, BASELINE, s, preset.model, preset.n_eval, [])
                        for s in self.seeds()]
-            for t, method, seed in self.runs():
+            for t, method, seed in self.runs() + self.soups():
                 if t != task:
                     continue
                 n = preset.n_sweep if (task.name, method.name, seed) in sweep_runs \

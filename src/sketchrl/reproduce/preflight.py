@@ -40,7 +40,7 @@ def preflight(study: Study) -> None:
         for _, name, options in study.evaluation_rewards(task):
             if options.get("model") != str(study.paths.classifier("reward")):
                 build_reward(name, options)  # SSIM targets, CLIP weights
-        for method in preset.methods:
+        for method in preset.trained_methods:
             config = study.rl_config(task, method)
             if config.prefix_from:
                 from sketchrl.rl.prefixes import load_drawings

@@ -13,6 +13,7 @@ from sketchrl.reproduce.tables import Table, build_table
 
 if TYPE_CHECKING:
     from sketchrl.reproduce.pipeline import Study
+    from sketchrl.reproduce.presets import Method
 
 REWARD_HEADERS = {"classifier": "P(target) reward clf", "clip": "CLIP", "ssim": "SSIM"}
 
@@ -129,6 +130,15 @@ def page_links(study: Study) -> str:
             f"<ul>{''.join(links)}</ul>")
 
 
+def method_summary(method: Method) -> str:
+    """A method's settings, or for a soup what it mixes."""
+    if method.soup is not None:
+        soup = method.soup
+        return (f"each seed's {soup.base} run + {soup.weight:g} x ({soup.other} run - "
+                f"{soup.base} run), no training of its own")
+    return json.dumps(dict(method.settings))
+
+
 def render_html(study: Study, tables: list[Table]) -> str:
     preset, root = study.preset, study.paths.root
     shared = study.rl_config(preset.tasks[0])
@@ -139,8 +149,8 @@ def render_html(study: Study, tables: list[Table]) -> str:
                           for k, v in timings.items())
     environment = (root / "environment.json").read_text() if (root / "environment.json").exists() \
         else "{}"
-    methods = "".join(f"<li><b>{html.escape(m.label)}</b>: "
-                      f"{html.escape(json.dumps(dict(m.settings)))}</li>" for m in preset.methods)
+    methods = "".join(f"<li><b>{html.escape(m.label)}</b>: {html.escape(method_summary(m))}</li>"
+                      for m in preset.methods)
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>sketchrl: {html.escape(preset.name)} study</title>
 <style>

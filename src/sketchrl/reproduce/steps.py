@@ -9,6 +9,7 @@ torch for deterministic algorithms.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import signal
 from pathlib import Path
@@ -48,6 +49,21 @@ def train_step(out: str, config: dict[str, Any], threads: int, progress: bool) -
     rl_config = RLConfig.from_dict(config)
     _inject_fault(Path(out), rl_config, progress)
     train(rl_config, out, resume=True, progress=progress)
+
+
+def soup_step(out: str, base: str, other: str, weight: float, threads: int) -> None:
+    """Mix two finished runs into ``out``: every weight ``base + weight * (other - base)``."""
+    from sketchrl.models import load_model, save_model
+    from sketchrl.models.interpolate import interpolate_weights
+    from sketchrl.rl import DONE_FILE
+
+    if (Path(out) / DONE_FILE).exists():
+        return
+    setup_process(threads)
+    save_model(interpolate_weights(load_model(base), load_model(other), weight), out)
+    record = {"base": base, "other": other, "weight": weight}
+    (Path(out) / "soup.json").write_text(json.dumps(record, indent=2) + "\n")
+    (Path(out) / DONE_FILE).write_text("mixed\n")
 
 
 def _inject_fault(out: Path, config: Any, progress: bool) -> None:
