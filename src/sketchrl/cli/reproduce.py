@@ -11,12 +11,13 @@ PRESET_NAMES = ("offline", "offline-full", "offline-paper", "paper")
 
 EPILOG = """\
 presets:
-  offline        the main job (32 min on a 2-core CPU with 2 workers): the real Magenta
+  offline        the main job (21-30 min on a 2-core CPU with 2 workers): the real Magenta
                  bird decoder on two tasks, recognize (reward P(bird)) and steer (reward
-                 P(owl)), with the paper's REINFORCE, GRPO and PPO, 3 seeds, 2,000 episodes
-                 per run; judge, FID, KID, precision/recall; Pareto plot.
+                 P(owl)), with the paper's REINFORCE, GRPO, PPO and a soup of each seed's
+                 GRPO and PPO runs, 3 seeds, 2,000 episodes per run; judge, FID, KID,
+                 precision/recall; Pareto plot.
   offline-full   offline at the paper's budget (5,000 episodes per run), plus GRPO's KL
-                 weight swept over 0, each task's own and 0.2 (one seed each; 76 min there).
+                 weight swept over 0, each task's own and 0.2 (one seed each; 68 min there).
   offline-paper  the paper's Table 1/2 offline: SSIM and classifier rewards, sparse and dense,
                  and the discount ablation, on the bird decoder.
   paper          the paper as published: owl model, CLIP ViT-B/32 rewards, n = 2,000 / 500.
@@ -49,7 +50,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="run a whole study (offline tasks, or the paper's) end to end",
         description=(
             "Train the reward and evaluation classifiers, fine-tune every method of the preset "
-            "with every seed, evaluate the pretrained model and each run, and write tables.md "
+            "with every seed (a soup method mixes two methods' runs instead), evaluate the "
+            "pretrained model and each run, and write tables.md "
             "(and one CSV per table with every seed's values), samples.png, reward_curves.png, "
             "pareto.png and report.html."
         ),
