@@ -202,7 +202,7 @@ OFFLINE_METHODS = (
     Method("ppo", "PPO", (("algorithm", "ppo"), ("batch_size", 32), ("epochs", 4),
                           ("minibatches", 2), ("lr", 3e-5), ("kl_beta", 0.05)),
            per_task=(("steer", (("reward_options", CAPPED_CLASSIFIER_OPTIONS),)),)),
-    Method("soup", "GRPO + PPO soup (0.2 PPO)", soup=Soup("grpo", "ppo", SOUP_WEIGHT)),
+    Method("soup", f"GRPO + PPO soup ({SOUP_WEIGHT:g} PPO)", soup=Soup("grpo", "ppo", SOUP_WEIGHT)),
 )
 #: The KL weight of GRPO, swept for the Pareto front in ``offline-full`` (one seed per value;
 #: each task's own weight is always among them).
