@@ -158,7 +158,7 @@ def test_quick_study_twice_gives_identical_tables_and_resumes(tmp_path, shared_a
     printed = capsys.readouterr().out
     assert "recognize" in printed and "steer" in printed and "report:" in printed
     soup = first / "runs" / "recognize" / "soup" / "seed1"
-    assert json.loads((soup / "soup.json").read_text())["weight"] == 0.2
+    assert json.loads((soup / "interpolation.json").read_text())["weight"] == 0.2
     assert "GRPO + PPO soup" in (first / "recognize.csv").read_text()
     for name in ("report.html", "pareto.png", "samples.png", "reward_curves.png",
                  "environment.json", "timings.json", "recognize.csv", "steer.csv",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 import torch
@@ -68,6 +69,9 @@ def test_the_soup_step_writes_the_interpolated_model_once(tmp_path):
     assert all(torch.equal(mixed[name], expected[name]) for name in expected)
     assert not torch.equal(mixed["decoder.output.weight"], base.state_dict()[
         "decoder.output.weight"])
+    record = json.loads((out / "interpolation.json").read_text())
+    assert record == {"model": str(tmp_path / "other"), "base": str(tmp_path / "base"),
+                      "weight": 0.2}
     stamp = (out / "model.safetensors").stat().st_mtime_ns
     soup_step(str(out), str(tmp_path / "missing"), str(tmp_path / "other"), 0.2, threads=1)
     assert (out / "model.safetensors").stat().st_mtime_ns == stamp  # done: not mixed again

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from sketchrl.cli.export import base_spec
-
-RECORD_FILE = "interpolation.json"
 
 EPILOG = """\
 Every weight becomes start + WEIGHT * (fine-tune - start): 0 is the starting model, 1 the
@@ -53,8 +50,7 @@ def run(args: argparse.Namespace) -> int:
     """Check the output, load both models, write the mix and print one summary line."""
     from sketchrl.data.common import writable_directory
     from sketchrl.errors import ConfigError
-    from sketchrl.models import load_model, save_model
-    from sketchrl.models.interpolate import changed_tensors, check_weight, interpolate_weights
+    from sketchrl.models.interpolate import changed_tensors, check_weight, write_interpolation
     from sketchrl.models.io import WEIGHTS_FILE
 
     check_weight(args.weight)
@@ -65,11 +61,7 @@ def run(args: argparse.Namespace) -> int:
     if spec is None:
         raise ConfigError(f"{args.model} names no starting model (no rl_config.json); "
                           "give --base MODEL")
-    tuned, start = load_model(args.model), load_model(spec)
-    mixed = interpolate_weights(start, tuned, args.weight)
-    save_model(mixed, out)
-    record = {"model": str(args.model), "base": str(spec), "weight": args.weight}
-    (out / RECORD_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    start, tuned = write_interpolation(args.model, spec, args.weight, out)
     print(f"wrote {out}: start + {args.weight:g} x (fine-tune - start), start {spec}; "
           f"{changed_tensors(start, tuned)} of {len(tuned.state_dict())} tensors differ "
           "between the two")

@@ -8,12 +8,17 @@ past the fine-tune (as ExPO does).
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import torch
 
 from sketchrl.errors import ConfigError
 from sketchrl.models.sketch_rnn import SketchRNN, tensor_mismatch
+
+#: What a written mix records beside its weights: the two models and the weight.
+RECORD_FILE = "interpolation.json"
 
 
 def check_weight(weight: float) -> None:
@@ -55,3 +60,16 @@ def changed_tensors(start: SketchRNN, tuned: SketchRNN) -> int:
     start_state = start.state_dict()
     return sum(not torch.equal(tensor.cpu(), start_state[name].cpu())
                for name, tensor in tuned.state_dict().items() if name in start_state)
+
+
+def write_interpolation(tuned_spec: str, start_spec: str, weight: float, out: str | Path
+                        ) -> tuple[SketchRNN, SketchRNN]:
+    """Load both models, write their mix (:func:`interpolate_weights`) into ``out`` with
+    :data:`RECORD_FILE`; returns ``(start, tuned)``."""
+    from sketchrl.models.io import load_model, save_model
+
+    tuned, start = load_model(tuned_spec), load_model(start_spec)
+    save_model(interpolate_weights(start, tuned, weight), out)
+    record = {"model": str(tuned_spec), "base": str(start_spec), "weight": weight}
+    (Path(out) / RECORD_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    return start, tuned

@@ -115,7 +115,7 @@ class Preset:
     def __post_init__(self) -> None:
         if self.seeds < 1:
             raise ConfigError(f"seeds={self.seeds}: a study needs at least one seed per method")
-        trained = [m.name for m in self.methods if m.soup is None]
+        trained = [m.name for m in self.trained_methods]
         for sweep in self.sweeps:
             if sweep.method not in trained:
                 raise ConfigError(f"sweep {sweep.name} varies {sweep.method!r}, which is not "

@@ -9,7 +9,6 @@ torch for deterministic algorithms.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import signal
 from pathlib import Path
@@ -52,17 +51,15 @@ def train_step(out: str, config: dict[str, Any], threads: int, progress: bool) -
 
 
 def soup_step(out: str, base: str, other: str, weight: float, threads: int) -> None:
-    """Mix two finished runs into ``out``: every weight ``base + weight * (other - base)``."""
-    from sketchrl.models import load_model, save_model
-    from sketchrl.models.interpolate import interpolate_weights
+    """Mix two finished runs into ``out``: every weight ``base + weight * (other - base)``,
+    as ``sketchrl interpolate OTHER --base BASE`` writes it."""
+    from sketchrl.models.interpolate import write_interpolation
     from sketchrl.rl import DONE_FILE
 
     if (Path(out) / DONE_FILE).exists():
         return
     setup_process(threads)
-    save_model(interpolate_weights(load_model(base), load_model(other), weight), out)
-    record = {"base": base, "other": other, "weight": weight}
-    (Path(out) / "soup.json").write_text(json.dumps(record, indent=2) + "\n")
+    write_interpolation(other, base, weight, out)
     (Path(out) / DONE_FILE).write_text("mixed\n")
 
 
