@@ -19,13 +19,19 @@ from sketchrl.reproduce.steps import soup_step
 def test_the_offline_soup_mixes_each_seeds_grpo_and_ppo_once_both_are_trained(tmp_path):
     study = Study(get_preset("offline-full"), tmp_path)
     soup = study.preset.method("soup")
-    assert soup.soup == Soup("grpo", "ppo", 0.2) and soup not in study.preset.trained_methods
+    assert soup.soup == Soup("grpo", "ppo", 0.2, per_task=(("steer", 0.5),))
+    assert soup not in study.preset.trained_methods
+    assert soup.label_for("recognize") == "GRPO + PPO soup (0.2 PPO)"
+    assert soup.label_for("steer") == "GRPO + PPO soup (0.5 PPO)"
+    assert soup.label_for() == "GRPO + PPO soup (W PPO)"
+    assert soup.soup.describe() == "0.2 (steer 0.5)"
     assert all(method.name != "soup" for _, method, _ in study.runs())
     steps = {step.key: step for step in study.steps()}
     for task in ("recognize", "steer"):
         for seed in (0, 1, 2):
             step = steps[f"train-{task}-soup-s{seed}"]
-            assert step.fn is soup_step and step.kwargs["weight"] == 0.2
+            assert step.fn is soup_step
+            assert step.kwargs["weight"] == {"recognize": 0.2, "steer": 0.5}[task]
             assert sorted(step.deps) == [f"train-{task}-grpo-s{seed}", f"train-{task}-ppo-s{seed}"]
             assert step.kwargs["base"] == str(study.paths.run(task, "grpo", seed))
             assert step.kwargs["other"] == str(study.paths.run(task, "ppo", seed))
@@ -39,6 +45,8 @@ def test_the_offline_soup_mixes_each_seeds_grpo_and_ppo_once_both_are_trained(tm
     ({"methods_soup": Soup("grpo", "a2c", 0.2)}, "both must be trained"),
     ({"methods_soup": Soup("grpo", "ppo", 1.5)}, "not in"),
     ({"methods_soup": Soup("grpo", "soup", 0.2)}, "both must be trained"),
+    ({"methods_soup": Soup("grpo", "ppo", 0.2, per_task=(("steer", -0.1),))}, "not in"),
+    ({"methods_soup": Soup("grpo", "ppo", 0.2, per_task=(("stear", 0.5),))}, "no task 'stear'"),
     ({"sweeps": (Sweep("s", "soup's weight", "soup", "lr", (1e-4,)),)}, "not a trained"),
 ])
 def test_a_soup_of_unknown_or_untrained_methods_is_a_config_error(change, message):
@@ -73,5 +81,5 @@ def test_the_soup_step_writes_the_interpolated_model_once(tmp_path):
     assert record == {"model": str(tmp_path / "other"), "base": str(tmp_path / "base"),
                       "weight": 0.2}
     stamp = (out / "model.safetensors").stat().st_mtime_ns
-    soup_step(str(out), str(tmp_path / "missing"), str(tmp_path / "other"), 0.2, threads=1)
+    soup_step(str(out), str(tmp_path / "base"), str(tmp_path / "other"), 0.2, threads=1)
     assert (out / "model.safetensors").stat().st_mtime_ns == stamp  # done: not mixed again

@@ -15,6 +15,7 @@ the server (read in place, nothing is copied).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import time
@@ -385,3 +386,12 @@ def _copy_body(
                 f"try again or {MIRROR_HINT}"
             ) from None
     return received
+
+
+def file_digest(path: str | Path) -> str:
+    """First 16 hex digits of the file's SHA-256 (a cache key or a record of what was used)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:16]

@@ -26,6 +26,9 @@ presets:
 
 Every step (a classifier, a fine-tuning run, an evaluation) writes into its own folder under
 --out and is skipped when done; re-running the same command finishes an interrupted study.
+After a preset or option changes, --update resumes the study: it keeps what still matches,
+redoes the evaluations whose model or settings changed, and stops at finished runs and soups
+made with other settings, naming them (delete those folders to make them again).
 The same command with the same seeds on the same machine gives identical tables; results
 depend on --threads (fixed per step and recorded in environment.json).
 
@@ -81,6 +84,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--precision", choices=("bf16", "fp32"), default="bf16",
                         help="arithmetic of the FID Inception network (default bf16)")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
+    parser.add_argument("--update", action="store_true",
+                        help="resume a study in --out whose preset or options changed since "
+                        "(see below)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(func=run)
 
@@ -100,7 +106,8 @@ def run(args: argparse.Namespace) -> int:
     )
     study = Study(preset, args.out, device=args.device, progress=not args.quiet,
                   clip_weights=args.clip_weights, executor=args.executor, workers=args.workers,
-                  address=args.address, threads=args.threads, precision=args.precision)
+                  address=args.address, threads=args.threads, precision=args.precision,
+                  update=args.update)
     report = study.run()
     print((report.parent / "tables.md").read_text())
     print(f"report: {report}")

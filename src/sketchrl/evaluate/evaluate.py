@@ -346,6 +346,7 @@ def evaluate_model(
     With ``out_dir`` the results are written by :func:`save_evaluation`.
     """
     from sketchrl.models import load_model, sample_sketches
+    from sketchrl.models.io import weights_digest
     from sketchrl.models.mixture import as_temperature
 
     parse_reference(reference)  # fail before sampling
@@ -358,7 +359,8 @@ def evaluate_model(
     )
     fields = as_temperature(temperature)
     metrics: dict[str, Any] = {
-        "model": str(spec), "temperature": fields.value, "pen_temperature": fields.pen,
+        "model": str(spec), "model_digest": weights_digest(spec),
+        "temperature": fields.value, "pen_temperature": fields.pen,
         "temperature_semantics": fields.semantics, "sigma_scale": fields.sigma_scale,
         "max_len": max_len,
     }

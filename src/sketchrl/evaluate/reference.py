@@ -10,7 +10,6 @@ pipeline: real bitmaps (ink 255 on 0) and generated sketches rendered Quick, Dra
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 import os
 from collections.abc import Callable
@@ -78,18 +77,9 @@ def load_reference_bitmaps(reference: str) -> tuple[np.ndarray, Path]:
     return load_bitmaps(path), path
 
 
-def file_digest(path: Path) -> str:
-    """First 16 hex digits of the file's SHA-256."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()[:16]
-
-
 def feature_cache_path(category: str, count: int, pipeline: str, source: Path) -> Path:
     """``sketchrl_home()/features/<category>-n<count>-<pipeline>-<file hash>.npy``."""
-    from sketchrl.assets import sketchrl_home
+    from sketchrl.assets import file_digest, sketchrl_home
 
     safe_category = category.replace(" ", "_").replace("/", "_")
     name = f"{safe_category}-n{count}-{pipeline}-{REFERENCE_PIPELINE}-{file_digest(source)}.npy"

@@ -70,6 +70,16 @@ def load_model_directory(directory: str | Path,
     return model.to(device if device is not None else "cpu").eval()
 
 
+def weights_digest(spec: str | Path) -> str | None:
+    """:func:`sketchrl.assets.file_digest` of a :func:`save_model` directory's weights (what
+    an evaluation records, so a study can tell when the model changed); None for another form
+    of model (an asset name, a .json file, a TensorFlow checkpoint)."""
+    from sketchrl.assets import file_digest
+
+    weights = Path(str(spec)).expanduser() / WEIGHTS_FILE
+    return file_digest(weights) if weights.is_file() else None
+
+
 def is_magenta_checkpoint_dir(path: Path) -> bool:
     """A Magenta model-zoo folder: model_config.json beside TensorFlow checkpoint files."""
     has_checkpoint = (path / "checkpoint").is_file() or any(path.glob("*.index"))

@@ -43,7 +43,7 @@ def plot_samples(study: Study, path: Path) -> Path:
     plt = _pyplot()
     rows = [(f"{task.name}: {label}", task.name, name) for task in study.preset.tasks
             for label, name in [("pretrained", BASELINE)]
-            + [(m.label, m.name) for m in study.preset.methods]]
+            + [(m.label_for(task.name), m.name) for m in study.preset.methods]]
     seed = study.seeds()[0]
     figure, axes = plt.subplots(len(rows), 1, figsize=(SAMPLES_PER_ROW * 1.1, 1.35 * len(rows)))
     for axis, (label, task, name) in zip(np.atleast_1d(axes), rows, strict=True):
@@ -77,7 +77,7 @@ def plot_reward_curves(study: Study, path: Path) -> Path:
             window = max(1, len(reward) // 10)
             smooth = np.convolve(reward, np.ones(window) / window, mode="valid")
             axis.plot(episodes[window - 1:], smooth, color=f"C{k}", label=f"seed {seed}")
-        axis.set_title(f"{task.name}: {method.label}", fontsize=9)
+        axis.set_title(f"{task.name}: {method.label_for(task.name)}", fontsize=9)
         axis.set_xlabel("episodes", fontsize=8)
         axis.set_ylabel("mean return (smoothed)", fontsize=8)
         axis.tick_params(labelsize=7)
@@ -129,7 +129,7 @@ def _pareto_panel(study: Study, axis, task: str, key: str) -> None:
         if points:
             xs, ys = zip(*points, strict=True)
             axis.scatter(xs, ys, marker=MARKERS[k % len(MARKERS)], color=f"C{k}", alpha=0.8,
-                         label=method.label)
+                         label=method.label_for(task))
     for j, sweep in enumerate(preset.sweeps):
         line = []
         for value, method in preset.sweep_methods(sweep, task):

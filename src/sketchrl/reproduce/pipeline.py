@@ -9,6 +9,7 @@ last checkpoint); nothing that finished is recomputed, whichever executor runs t
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 from pathlib import Path
@@ -25,6 +26,12 @@ logger = logging.getLogger(__name__)
 BASELINE = "baseline"
 #: Offset of the evaluation sampling seeds from the training seeds (never the same numbers).
 EVAL_SEED_OFFSET = 1000
+
+
+#: Preset fields the classifiers are made from: ``--update`` cannot change them.
+CLASSIFIER_SETTINGS = {"classifier_categories", "reward_classifier_arch", "eval_classifier_arch",
+                       "reward_classifier_epochs", "eval_classifier_epochs",
+                       "classifier_max_per_category", "seed"}
 
 
 @dataclasses.dataclass
@@ -52,20 +59,23 @@ class Study:
         address: the Ray cluster (None: a local Ray instance).
         threads: torch threads of every step (fixed and recorded: results depend on it).
         precision: Inception precision of the evaluations (``bf16`` or ``fp32``).
+        update: resume a study whose preset changed (:meth:`check_out_dir`): finished runs
+            must still hold what the study asks (:meth:`check_finished_runs`); evaluations
+            are always redone when their model or settings changed.
     """
 
     def __init__(self, preset: Preset, out_dir: str | Path, *, device: str = "cpu",
                  progress: bool = True, clip_weights: str | None = None,
                  executor: str = "local", workers: int | None = None,
                  address: str | None = None, threads: int = 1,
-                 precision: str = "bf16") -> None:
+                 precision: str = "bf16", update: bool = False) -> None:
         if threads < 1:
             raise ConfigError(f"--threads {threads}: use at least 1")
         self.preset = preset
         self.paths = StudyPaths(Path(out_dir).resolve())
         self.device, self.progress, self.clip_weights = device, progress, clip_weights
         self.executor_name, self.workers, self.address = executor, workers, address
-        self.threads, self.precision = threads, precision
+        self.threads, self.precision, self.update = threads, precision, update
 
     # -- what the study runs ----------------------------------------------------------------
     def seeds(self, count: int | None = None) -> list[int]:
@@ -158,9 +168,11 @@ class Study:
                                done=out / "DONE", deps=reward_deps, cpus=self.threads))
         for task, method, seed in self.soups():
             result.append(self.soup_step(task, method, seed, common))
+        pending = {step.key for step in result if not step.is_done()}
         for task, name, seed, model, n, deps in self.evaluations():
-            result.append(self.evaluation_step(task, name, seed, model, n,
-                                               [*classifier_keys, *deps], common))
+            deps = [*classifier_keys, *deps]
+            result.append(self.evaluation_step(task, name, seed, model, n, deps, common,
+                                               redo=bool(pending.intersection(deps))))
         return result
 
     def soup_step(self, task: Task, method: Method, seed: int, common: dict[str, Any]):
@@ -169,7 +181,7 @@ class Study:
 
         soup = method.soup
         out = self.paths.run(task.name, method.name, seed)
-        kwargs = {"out": str(out), "weight": soup.weight,
+        kwargs = {"out": str(out), "weight": soup.weight_for(task.name),
                   "base": str(self.paths.run(task.name, soup.base, seed)),
                   "other": str(self.paths.run(task.name, soup.other, seed)),
                   "threads": common["threads"]}
@@ -198,7 +210,9 @@ class Study:
         return result
 
     def evaluation_step(self, task: Task, name: str, seed: int, model: str, n: int,
-                        deps: list[str], common: dict[str, Any]):
+                        deps: list[str], common: dict[str, Any], redo: bool = False):
+        """The evaluation of ``model``; ``redo`` when what it evaluates is (re)made in this
+        invocation (an existing evaluation of it is stale)."""
         from sketchrl.reproduce.executors import Step
 
         shared = self.rl_config(task)
@@ -211,10 +225,14 @@ class Study:
             "seed": EVAL_SEED_OFFSET + seed, "batch_size": self.preset.eval_batch_size,
             "classifier_dir": str(self.paths.classifier("eval")), "target": task.target,
             "rewards": self.evaluation_rewards(task), "device": self.device,
-            "precision": self.precision, **common,
+            "precision": self.precision, "redo": redo, **common,
         }
+        # Done when it evaluated this very model with these settings.
+        done = None if redo else functools.partial(
+            study_steps.evaluation_is_current, str(out), model, n, task.reference,
+            kwargs["seed"], shared.max_len)
         return Step(f"eval-{task.name}-{name}-s{seed}", study_steps.evaluate_step, kwargs,
-                    done=out / "metrics.json", deps=deps, cpus=self.threads)
+                    done=done, deps=deps, cpus=self.threads)
 
     # -- running ----------------------------------------------------------------------------
     def effective_workers(self) -> int:
@@ -241,6 +259,8 @@ class Study:
 
         steps = self.steps()
         self.check_out_dir()
+        if self.update:
+            self.check_finished_runs(steps)
         preflight(self)
         with self.executor() as executor:
             self.paths.root.mkdir(parents=True, exist_ok=True)
@@ -269,16 +289,38 @@ class Study:
             raise ConfigError(f"--out {self.paths.root} is a file; choose a folder")
         if path.exists():
             saved, current = json.loads(path.read_text()), self.preset_json()
-            if saved != current:
-                differing = sorted(k for k in current if saved.get(k) != current.get(k))
+            differing = sorted(k for k in current if saved.get(k) != current.get(k))
+            if differing and not self.update:
                 raise ConfigError(
                     f"{self.paths.root} holds a study with other settings "
-                    f"({', '.join(differing)}); use another --out, or the same preset and "
-                    "options to resume it"
+                    f"({', '.join(differing)}); use another --out, the same preset and "
+                    "options to resume it, or --update to redo only what changed"
                 )
+            classifiers = sorted(set(differing) & CLASSIFIER_SETTINGS)
+            if classifiers:
+                raise ConfigError(f"--update: the classifiers' settings changed "
+                                  f"({', '.join(classifiers)}), and every step depends on "
+                                  "them; use another --out")
         elif self.paths.root.exists() and any(self.paths.root.iterdir()):
             raise ConfigError(f"--out {self.paths.root} is not empty and holds no sketchrl "
                               "study; choose an empty or new folder")
+
+    def check_finished_runs(self, steps: list) -> None:
+        """With ``update``: every finished run and soup still holds what its step asks."""
+        stale = []
+        for step in steps:
+            if step.fn is study_steps.train_step:
+                differing = study_steps.run_differences(step.kwargs["out"], step.kwargs["config"])
+            elif step.fn is study_steps.soup_step:
+                differing = study_steps.soup_differences(**step.kwargs)
+            else:
+                continue
+            if differing:
+                stale.append(f"{step.kwargs['out']} ({', '.join(differing)})")
+        if stale:
+            raise ConfigError(f"--update: {len(stale)} finished run(s) differ from what the "
+                              f"study asks now: {'; '.join(stale)}; delete them to make them "
+                              "again (their evaluations follow), or use another --out")
 
     def save_preset(self) -> None:
         path = self.paths.root / "preset.json"
@@ -287,9 +329,11 @@ class Study:
 
 def fresh_timings(timings: dict[str, float], steps: list) -> dict[str, float]:
     """The recorded step times, less those of steps that start again from nothing (their output
-    folder removed): a resumed step adds to its time, a recomputed one starts from zero."""
-    starting_over = {step.key for step in steps if "out" in step.kwargs
-                     and not step.is_done() and not Path(step.kwargs["out"]).exists()}
+    folder removed, or an evaluation to redo): a resumed step adds to its time, a recomputed
+    one starts from zero."""
+    starting_over = {step.key for step in steps if "out" in step.kwargs and not step.is_done()
+                     and (not Path(step.kwargs["out"]).exists()
+                          or step.fn is study_steps.evaluate_step)}
     return {key: seconds for key, seconds in timings.items() if key not in starting_over}
 
 

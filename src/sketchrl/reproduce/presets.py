@@ -50,6 +50,15 @@ class Soup:
     base: str  # method name, e.g. "grpo"
     other: str  # method name, e.g. "ppo"
     weight: float  # the other's share
+    per_task: tuple[tuple[str, float], ...] = ()  # task name -> its own share
+
+    def weight_for(self, task: str) -> float:
+        return dict(self.per_task).get(task, self.weight)
+
+    def describe(self) -> str:
+        """The share as text: ``0.2``, or ``0.2 (steer 0.5)`` with a task of its own."""
+        own = ", ".join(f"{task} {weight:g}" for task, weight in self.per_task)
+        return f"{self.weight:g}" + (f" ({own})" if own else "")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +71,14 @@ class Method:
     settings: tuple[tuple[str, Any], ...] = ()
     per_task: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
     soup: Soup | None = None
+
+    def label_for(self, task: str | None = None) -> str:
+        """The row label on ``task``: a soup's ``{weight}`` is its share there (``W`` with no
+        task; :meth:`Soup.describe` says what W is)."""
+        if self.soup is None:
+            return self.label
+        weight = "W" if task is None else f"{self.soup.weight_for(task):g}"
+        return self.label.format(weight=weight)
 
     def settings_for(self, task: str) -> dict[str, Any]:
         values = dict(self.settings)
@@ -126,9 +143,13 @@ class Preset:
             if method.soup.base not in trained or method.soup.other not in trained:
                 raise ConfigError(f"soup {method.name} mixes {method.soup.base!r} and "
                                   f"{method.soup.other!r}; both must be trained methods")
-            if not 0 <= method.soup.weight <= 1:
-                raise ConfigError(f"soup {method.name}: weight {method.soup.weight} is not "
-                                  "in [0, 1]")
+            tasks = [task.name for task in self.tasks]
+            for task, weight in (("", method.soup.weight), *method.soup.per_task):
+                if task and task not in tasks:
+                    raise ConfigError(f"soup {method.name}: no task {task!r} in the preset; "
+                                      f"valid: {', '.join(tasks)}")
+                if not 0 <= weight <= 1:
+                    raise ConfigError(f"soup {method.name}: weight {weight} is not in [0, 1]")
 
     @property
     def training_settings(self) -> dict[str, Any]:
@@ -181,10 +202,11 @@ OFFLINE_TASKS = (
     Task("recognize", "recognize (reward P(bird))", "bird"),
     Task("steer", "steer (reward P(owl): a bird model taught to draw owls)", "owl"),
 )
-#: PPO's share of the offline soup: chosen on recognize's tuning seeds 100-102 (0.15, 0.2, 0.3
-#: with full runs; the highest judge rate that kept >= 95% of the pretrained recall), README
-#: "What was tried"; steer's soup uses it untuned.
-SOUP_WEIGHT = 0.2
+#: PPO's share of the offline soup, chosen per task on tuning seeds 100-102 with full runs
+#: (README "What was tried"). recognize (0.15, 0.2, 0.3): the highest judge rate that kept
+#: >= 95% of the pretrained recall. steer (0 to 1 in steps of about 0.15): every share met the
+#: judge and recall targets and none FID's; the lowest FID.
+SOUP = Soup("grpo", "ppo", 0.2, per_task=(("steer", 0.5),))
 #: The offline methods: the paper's REINFORCE and the settings of GRPO and PPO chosen on the
 #: tuning seeds (100-104; never the study's seeds), as experiments/offline/*.toml. GRPO's are
 #: also each task's best (experiments/offline/<task>_best.toml). recognize: the highest judge
@@ -202,7 +224,7 @@ OFFLINE_METHODS = (
     Method("ppo", "PPO", (("algorithm", "ppo"), ("batch_size", 32), ("epochs", 4),
                           ("minibatches", 2), ("lr", 3e-5), ("kl_beta", 0.05)),
            per_task=(("steer", (("reward_options", CAPPED_CLASSIFIER_OPTIONS),)),)),
-    Method("soup", f"GRPO + PPO soup ({SOUP_WEIGHT:g} PPO)", soup=Soup("grpo", "ppo", SOUP_WEIGHT)),
+    Method("soup", "GRPO + PPO soup ({weight} PPO)", soup=SOUP),
 )
 #: The KL weight of GRPO, swept for the Pareto front in ``offline-full`` (one seed per value;
 #: each task's own weight is always among them).

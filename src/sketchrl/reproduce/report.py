@@ -36,12 +36,13 @@ def study_tables(study: Study) -> list[Table]:
     from sketchrl.reproduce.pipeline import BASELINE
 
     preset, tables = study.preset, []
-    reference = next((m.label for m in preset.methods if m.name == preset.reference_method),
-                     None)
     for task in preset.tasks:
         header = REWARD_HEADERS.get(task.reward, task.reward)
+        reference = next((m.label_for(task.name) for m in preset.methods
+                          if m.name == preset.reference_method), None)
         rows = [("pretrained", load_seed_metrics(study, task.name, BASELINE, study.seeds()))]
-        rows += [(m.label, load_seed_metrics(study, task.name, m.name, study.seeds()))
+        rows += [(m.label_for(task.name), load_seed_metrics(study, task.name, m.name,
+                                                            study.seeds()))
                  for m in preset.methods]
         tables.append(build_table(
             f"{task.name}", f"{task.label}: target {task.target}, n = {preset.n_eval} per seed",
@@ -122,7 +123,7 @@ def page_links(study: Study) -> str:
             if page.exists():
                 href = page.relative_to(study.paths.root).as_posix()
                 links.append(f"<li><a href='{html.escape(href)}'>{html.escape(task.name)}: "
-                             f"{html.escape(method.label)}</a></li>")
+                             f"{html.escape(method.label_for(task.name))}</a></li>")
     if not links:
         return ""
     return ("<h2>Draw with the fine-tuned models</h2><p>Each page draws with the model in the "
@@ -134,8 +135,8 @@ def method_summary(method: Method) -> str:
     """A method's settings, or for a soup what it mixes."""
     if method.soup is not None:
         soup = method.soup
-        return (f"each seed's {soup.base} run + {soup.weight:g} x ({soup.other} run - "
-                f"{soup.base} run), no training of its own")
+        return (f"each seed's {soup.base} run + W x ({soup.other} run - {soup.base} run), "
+                f"W = {soup.describe()}, no training of its own")
     return json.dumps(dict(method.settings))
 
 
@@ -149,8 +150,8 @@ def render_html(study: Study, tables: list[Table]) -> str:
                           for k, v in timings.items())
     environment = (root / "environment.json").read_text() if (root / "environment.json").exists() \
         else "{}"
-    methods = "".join(f"<li><b>{html.escape(m.label)}</b>: {html.escape(method_summary(m))}</li>"
-                      for m in preset.methods)
+    methods = "".join(f"<li><b>{html.escape(m.label_for())}</b>: "
+                      f"{html.escape(method_summary(m))}</li>" for m in preset.methods)
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>sketchrl: {html.escape(preset.name)} study</title>
 <style>

@@ -9,6 +9,7 @@ torch for deterministic algorithms.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import signal
 from pathlib import Path
@@ -81,12 +82,13 @@ def _inject_fault(out: Path, config: Any, progress: bool) -> None:
 def evaluate_step(out: str, model: str, n: int, reference: str, temperature: dict[str, Any],
                   max_len: int, seed: int, batch_size: int, classifier_dir: str | None,
                   target: str, rewards: list[tuple[str, str, dict[str, Any]]], device: str,
-                  precision: str, threads: int, progress: bool) -> None:
+                  precision: str, threads: int, progress: bool, redo: bool = False) -> None:
     """Sample ``n`` sketches of ``model`` and evaluate them into ``out`` (``metrics.json``).
 
-    ``rewards``: ``(metric name, reward name, options)`` measured on the samples.
+    ``rewards``: ``(metric name, reward name, options)`` measured on the samples; ``redo``:
+    evaluate even if ``out`` holds an evaluation that looks current (the model was made again).
     """
-    if (Path(out) / "metrics.json").exists():
+    if not redo and evaluation_is_current(out, model, n, reference, seed, max_len):
         return
     setup_process(threads)
     from sketchrl.evaluate import evaluate_model
@@ -100,3 +102,54 @@ def evaluate_step(out: str, model: str, n: int, reference: str, temperature: dic
         classifier_dir=classifier_dir, target_category=target, rewards=built,
         precision=precision,
     )
+
+
+
+# -- what a finished step holds (checked by the driver when a changed study is resumed) -------
+def run_differences(out: str, config: dict[str, Any]) -> list[str]:
+    """The settings in which the finished run in ``out`` differs from ``config`` (an RLConfig
+    dict) besides bookkeeping (device, checkpoint and KL-log intervals); [] when it is not
+    finished or does not differ."""
+    from sketchrl.rl import DONE_FILE, RLConfig
+    from sketchrl.rl.run_files import CONFIG_FILE, RESUMABLE_CHANGES, differing_settings
+
+    if not (Path(out) / DONE_FILE).exists():
+        return []
+    saved = RLConfig.load_json(Path(out) / CONFIG_FILE)
+    bookkeeping = tuple(key for key in RESUMABLE_CHANGES if key != "episodes")
+    return differing_settings(saved, RLConfig.from_dict(config), bookkeeping)
+
+
+def soup_differences(out: str, base: str, other: str, weight: float, threads: int) -> list[str]:
+    """What the finished soup in ``out`` mixed differently (model, base, weight); [] when it is
+    not finished or does not differ. Takes a soup step's keyword arguments."""
+    from sketchrl.models.interpolate import RECORD_FILE
+    from sketchrl.rl import DONE_FILE
+
+    if not (Path(out) / DONE_FILE).exists():
+        return []
+    if not (Path(out) / RECORD_FILE).exists():  # mixed by an earlier version: unknown
+        return [f"no {RECORD_FILE}"]
+    record = json.loads((Path(out) / RECORD_FILE).read_text(encoding="utf-8"))
+    asked = {"model": other, "base": base, "weight": weight}
+    return [key for key, value in asked.items() if record.get(key) != value]
+
+
+def evaluation_is_current(out: str, model: str, n: int, reference: str, seed: int,
+                          max_len: int) -> bool:
+    """Whether ``out`` holds an evaluation of ``model`` as it is now, with these settings. A
+    model folder is known by its weights' digest (the folder may have moved with its study), a
+    named model by its name; an evaluation recorded before digests were is taken as current."""
+    from sketchrl.models.io import weights_digest
+
+    path = Path(out) / "metrics.json"
+    if not path.exists():
+        return False
+    recorded = json.loads(path.read_text(encoding="utf-8"))
+    asked: dict[str, Any] = {"n": n, "reference": reference, "seed": seed, "max_len": max_len}
+    digest = weights_digest(model)
+    if digest is None:
+        asked["model"] = model
+    elif recorded.get("model_digest") is not None:
+        asked["model_digest"] = digest
+    return all(recorded.get(key) == value for key, value in asked.items())

@@ -59,6 +59,14 @@ class RunState:
         return cls(**{key: value for key, value in values.items() if key in known})
 
 
+def differing_settings(saved: RLConfig, config: RLConfig,
+                       allowed: tuple[str, ...] = RESUMABLE_CHANGES) -> list[str]:
+    """The settings in which ``config`` differs from a run's ``saved`` one, besides the
+    ``allowed`` changes (default: those a resumed run may make)."""
+    return [key for key in RLConfig.field_names()
+            if getattr(saved, key) != getattr(config, key) and key not in allowed]
+
+
 def prepare_run_dir(
     config: RLConfig, out_dir: Path, *, resume: bool
 ) -> tuple[RLConfig, RunState | None]:
@@ -70,11 +78,7 @@ def prepare_run_dir(
     """
     has_state = (out_dir / STATE_FILE).exists()
     if resume and has_state:
-        saved = RLConfig.load_json(out_dir / CONFIG_FILE)
-        differing = [
-            key for key in RLConfig.field_names()
-            if getattr(saved, key) != getattr(config, key) and key not in RESUMABLE_CHANGES
-        ]
+        differing = differing_settings(RLConfig.load_json(out_dir / CONFIG_FILE), config)
         if differing:
             raise ConfigError(
                 f"--resume: {out_dir} was run with different {', '.join(differing)}; "
