@@ -19,19 +19,19 @@ from sketchrl.reproduce.steps import soup_step
 def test_the_offline_soup_mixes_each_seeds_grpo_and_ppo_once_both_are_trained(tmp_path):
     study = Study(get_preset("offline-full"), tmp_path)
     soup = study.preset.method("soup")
-    assert soup.soup == Soup("grpo", "ppo", 0.2, per_task=(("steer", 0.5),))
+    assert soup.soup == Soup("grpo", "ppo", 0.25, per_task=(("steer", 0.5),))
     assert soup not in study.preset.trained_methods
-    assert soup.label_for("recognize") == "GRPO + PPO soup (0.2 PPO)"
+    assert soup.label_for("recognize") == "GRPO + PPO soup (0.25 PPO)"
     assert soup.label_for("steer") == "GRPO + PPO soup (0.5 PPO)"
     assert soup.label_for() == "GRPO + PPO soup (W PPO)"
-    assert soup.soup.describe() == "0.2 (steer 0.5)"
+    assert soup.soup.describe() == "0.25 (steer 0.5)"
     assert all(method.name != "soup" for _, method, _ in study.runs())
     steps = {step.key: step for step in study.steps()}
     for task in ("recognize", "steer"):
         for seed in (0, 1, 2):
             step = steps[f"train-{task}-soup-s{seed}"]
             assert step.fn is soup_step
-            assert step.kwargs["weight"] == {"recognize": 0.2, "steer": 0.5}[task]
+            assert step.kwargs["weight"] == {"recognize": 0.25, "steer": 0.5}[task]
             assert sorted(step.deps) == [f"train-{task}-grpo-s{seed}", f"train-{task}-ppo-s{seed}"]
             assert step.kwargs["base"] == str(study.paths.run(task, "grpo", seed))
             assert step.kwargs["other"] == str(study.paths.run(task, "ppo", seed))

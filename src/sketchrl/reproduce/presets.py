@@ -203,10 +203,10 @@ OFFLINE_TASKS = (
     Task("steer", "steer (reward P(owl): a bird model taught to draw owls)", "owl"),
 )
 #: PPO's share of the offline soup, chosen per task on tuning seeds 100-102 with full runs
-#: (README "What was tried"). recognize (0.15, 0.2, 0.3): the highest judge rate that kept
-#: >= 95% of the pretrained recall. steer (0 to 1 in steps of about 0.15): every share met the
-#: judge and recall targets and none FID's; the lowest FID.
-SOUP = Soup("grpo", "ppo", 0.2, per_task=(("steer", 0.5),))
+#: (README "What was tried"). recognize (0.15, 0.2, 0.25, 0.3): the highest judge rate that
+#: kept >= 95% of the pretrained recall. steer (0 to 1 in steps of about 0.15): every share met
+#: the judge and recall targets and none FID's; the lowest FID.
+SOUP = Soup("grpo", "ppo", 0.25, per_task=(("steer", 0.5),))
 #: The offline methods: the paper's REINFORCE and the settings of GRPO and PPO chosen on the
 #: tuning seeds (100-104; never the study's seeds), as experiments/offline/*.toml. GRPO's are
 #: also each task's best (experiments/offline/<task>_best.toml). recognize: the highest judge
