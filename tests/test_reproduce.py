@@ -55,8 +55,9 @@ def test_each_tasks_best_file_is_its_grpo_method(tmp_path):
 def test_the_main_job_is_offline_full_with_fewer_episodes_and_no_sweep(tmp_path):
     main_job, full = get_preset("offline"), get_preset("offline-full")
     assert main_job.training_settings == {"episodes": 2000} and not main_job.sweeps
+    assert (main_job.seeds, full.seeds) == (3, 5)
     assert dataclasses.replace(main_job, name=full.name, description=full.description,
-                               training=(), sweeps=full.sweeps) == full
+                               training=(), sweeps=full.sweeps, seeds=5) == full
     runs = Study(main_job, tmp_path).runs()
     assert len(runs) == 2 * 3 * 3
     config = Study(main_job, tmp_path).rl_config(*runs[0])
@@ -72,7 +73,7 @@ def test_the_kl_sweep_includes_each_tasks_own_weight_once(tmp_path):
         variant = next(m for v, m in pairs if v == 0.2)
         assert variant.settings_for(task)["kl_beta"] == 0.2
     runs = Study(preset, tmp_path).runs()
-    assert len(runs) == len(set(runs)) == 2 * (3 * 3 + 2)
+    assert len(runs) == len(set(runs)) == 2 * (3 * 5 + 2)  # 3 methods x 5 seeds, 2 sweep runs
 
 
 @pytest.mark.parametrize("preset_name, folder, files", [

@@ -126,6 +126,23 @@ def test_gradients_are_clipped_elementwise(monkeypatch):
     assert seen and max(seen) <= 1e-6 + 1e-12
 
 
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+def test_an_update_with_a_non_finite_gradient_is_skipped(bad, caplog):
+    trainer = Trainer(tiny_config(warmup_batches=0), policy=tiny_vae(), reward=InkReward(),
+                      device="cpu")
+    before = parameters(trainer.policy)
+    weights = trainer.optimizer.param_groups[0]["params"]
+    overflowing = sum((w * w).sum() for w in weights) * bad  # inf x 0 gives NaN gradients
+    norm = trainer.step(overflowing)
+    assert not math.isfinite(norm) and "update is skipped" in caplog.text
+    after = parameters(trainer.policy)
+    assert all(torch.equal(after[name], value) for name, value in before.items())
+    assert trainer.updates == 1 and not trainer.optimizer.state  # Adam took no step
+    finite = trainer.step(sum((w * w).sum() for w in weights))  # the next one updates
+    assert math.isfinite(finite) and any(
+        not torch.equal(parameters(trainer.policy)[name], value) for name, value in before.items())
+
+
 def test_run_writes_metrics_checkpoint_and_loadable_policy(tmp_path):
     out = train(tiny_config(), tmp_path / "run", policy=tiny_vae(), reward=InkReward(),
                 progress=False)

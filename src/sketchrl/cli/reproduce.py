@@ -16,8 +16,9 @@ presets:
                  P(owl)), with the paper's REINFORCE, GRPO, PPO and a soup of each seed's
                  GRPO and PPO runs, 3 seeds, 2,000 episodes per run; judge, FID, KID,
                  precision/recall; Pareto plot.
-  offline-full   offline at the paper's budget (5,000 episodes per run), plus GRPO's KL
-                 weight swept over 0, each task's own and 0.2 (one seed each; 68 min there).
+  offline-full   offline at the paper's budget (5,000 episodes per run) with 5 seeds, plus
+                 GRPO's KL weight swept over 0, each task's own and 0.2 (one seed each);
+                 about 2 hours on a 2-core CPU.
   offline-paper  the paper's Table 1/2 offline: SSIM and classifier rewards, sparse and dense,
                  and the discount ablation, on the bird decoder.
   paper          the paper as published: owl model, CLIP ViT-B/32 rewards, n = 2,000 / 500.

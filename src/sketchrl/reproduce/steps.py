@@ -104,7 +104,6 @@ def evaluate_step(out: str, model: str, n: int, reference: str, temperature: dic
     )
 
 
-
 # -- what a finished step holds (checked by the driver when a changed study is resumed) -------
 def run_differences(out: str, config: dict[str, Any]) -> list[str]:
     """The settings in which the finished run in ``out`` differs from ``config`` (an RLConfig

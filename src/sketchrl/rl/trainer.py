@@ -224,18 +224,26 @@ class Trainer:
         return {key: sum(values) / len(values) for key, values in totals.items()}
 
     def step(self, loss: torch.Tensor) -> float:
-        """One optimiser step; returns the policy's gradient norm before clipping."""
+        """One optimiser step; returns the policy's gradient norm before clipping. A step whose
+        gradient is not finite (an overflowing loss term) is skipped, as AMP's scaler does:
+        clipping cannot repair a NaN, which would reach every weight."""
         self.optimizer.zero_grad(set_to_none=True)
         with flushed_denormals(self.device):
             loss.backward()
         policy_parameters = self.optimizer.param_groups[0]["params"]
-        norm = torch.nn.utils.clip_grad_norm_(policy_parameters, math.inf)
+        norm = float(torch.nn.utils.clip_grad_norm_(policy_parameters, math.inf))
+        lr = self.current_lr()
+        self.updates += 1  # the schedule counts skipped steps too (resume recomputes it)
+        if not math.isfinite(norm):
+            logger.warning("batch %d: the gradient is not finite (norm %s, loss %s); this "
+                           "update is skipped", self.batch_index + 1, norm, float(loss.detach()))
+            self.optimizer.zero_grad(set_to_none=True)
+            return norm
         for group in self.optimizer.param_groups:
             torch.nn.utils.clip_grad_value_(group["params"], self.config.grad_clip)
-        self.optimizer.param_groups[0]["lr"] = self.current_lr()
+        self.optimizer.param_groups[0]["lr"] = lr
         self.optimizer.step()
-        self.updates += 1
-        return float(norm)
+        return norm
 
     def current_lr(self) -> float:
         """The policy's learning rate for the next step (``lr_warmup``'s linear ramp)."""
