@@ -53,6 +53,7 @@ class Soup:
     per_task: tuple[tuple[str, float], ...] = ()  # task name -> its own share
 
     def weight_for(self, task: str) -> float:
+        """The other method's share on ``task`` (its own, else ``weight``)."""
         return dict(self.per_task).get(task, self.weight)
 
     def describe(self) -> str:
