@@ -8,11 +8,10 @@ import dataclasses
 import json
 
 import pytest
-import torch
 
 from sketchrl.errors import ConfigError
 from sketchrl.evaluate import evaluate_model
-from sketchrl.models import SketchRNN, SketchRNNConfig, save_model
+from sketchrl.models import save_model
 from sketchrl.models.io import weights_digest
 from sketchrl.reproduce import Study, get_preset
 from sketchrl.reproduce.presets import Soup
@@ -24,13 +23,7 @@ from sketchrl.reproduce.steps import (
 )
 from sketchrl.rl import DONE_FILE, RLConfig
 from tests.test_evaluate import PixelFeatures
-
-
-def tiny_model(seed: int) -> SketchRNN:
-    torch.manual_seed(seed)
-    return SketchRNN(SketchRNNConfig(name="tiny", conditional=False, dec_rnn_size=16,
-                                     num_mixture=3, max_seq_len=40,
-                                     use_recurrent_dropout=False)).eval()
+from tests.test_reproduce_soup import tiny_model
 
 
 def test_a_finished_run_differs_in_its_settings_not_its_bookkeeping(tmp_path):
