@@ -72,6 +72,20 @@ def test_an_evaluation_is_current_only_for_the_same_model_and_settings(tmp_path)
     assert weights_digest("sketchrnn:bird") is None
 
 
+def test_a_weights_digest_is_read_once_per_version_of_the_file(tmp_path, monkeypatch):
+    import sketchrl.assets
+
+    reads = []
+    digest = sketchrl.assets.file_digest
+    monkeypatch.setattr(sketchrl.assets, "file_digest", lambda path: reads.append(path)
+                        or digest(path))
+    save_model(tiny_model(0), tmp_path / "model")
+    first = weights_digest(tmp_path / "model")
+    assert weights_digest(tmp_path / "model") == first and len(reads) == 1
+    save_model(tiny_model(1), tmp_path / "model")  # the same size, written again
+    assert weights_digest(tmp_path / "model") not in (first, None) and len(reads) == 2
+
+
 def quick_study(tmp_path, steer_weight: float, **options) -> Study:
     preset = get_preset("offline", quick=True, seeds=1)
     soup = Soup("grpo", "ppo", 0.2, per_task=(("steer", steer_weight),))

@@ -55,6 +55,8 @@ def test_toml_config_with_reward_options_and_overrides(tmp_path):
     assert config.episodes == 64 and config.dense_every == 25 and config.gamma == 0.9
     assert config.share_z is False and config.dense_normalize is True
     assert config.reward_options == {"target": "quickdraw:bird/simplified", "target_index": 5}
+    quoted = load_rl_config(path, ['algorithm="grpo"', "kl_estimator='k2'", "reward=ssim"])
+    assert (quoted.algorithm, quoted.kl_estimator, quoted.reward) == ("grpo", "k2", "ssim")
 
 
 def test_config_json_round_trip(tmp_path):

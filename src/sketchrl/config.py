@@ -224,6 +224,8 @@ def parse_value(text: str, hint: Any, key: str = "value") -> Any:
             if lowered in OFF_WORDS:
                 return False
             raise ValueError(text)
+        if hint is str and len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
+            return text[1:-1]  # TOML-quoted, as in the experiment file: key="value"
         if hint in (int, float, str):
             return hint(text)
         if origin in (list, tuple):

@@ -3,6 +3,7 @@ sketch-rnn-js ``.json`` files, and ``sketchrnn:<category>`` asset names."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from pathlib import Path
@@ -74,10 +75,21 @@ def weights_digest(spec: str | Path) -> str | None:
     """:func:`sketchrl.assets.file_digest` of a :func:`save_model` directory's weights (what
     an evaluation records, so a study can tell when the model changed); None for another form
     of model (an asset name, a .json file, a TensorFlow checkpoint)."""
+    weights = Path(str(spec)).expanduser() / WEIGHTS_FILE
+    if not weights.is_file():
+        return None
+    stat = weights.stat()
+    version = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+    return _file_digest_of_version(str(weights.resolve()), version)
+
+
+@functools.lru_cache(maxsize=512)
+def _file_digest_of_version(path: str, version: tuple[int, int, int]) -> str:
+    """The digest of ``path`` as it was at ``version`` (inode, mtime, size): a study checks
+    each model's evaluations once per seed and sample size, and so reads each file once."""
     from sketchrl.assets import file_digest
 
-    weights = Path(str(spec)).expanduser() / WEIGHTS_FILE
-    return file_digest(weights) if weights.is_file() else None
+    return file_digest(Path(path))
 
 
 def is_magenta_checkpoint_dir(path: Path) -> bool:

@@ -79,7 +79,9 @@ class RLConfig(Config):
     clip_high: float = 0.28
     # Per-step KL to the frozen starting policy in the loss, times kl_beta; estimated by k3
     # (GRPO's; as a loss, its gradient is the forward KL's weighted by p_start / p) or k2
-    # ((log p - log p_start)^2 / 2, whose gradient is the reverse KL's).
+    # ((log p - log p_start)^2 / 2, whose gradient is the reverse KL's), k3_clamped (k3
+    # bounded as verl's low_var_kl: no gradient past the bound) or k3_truncated (k3 whose
+    # gradient's weight p_start / p is truncated at 10).
     kl_beta: float = 0.0
     kl_estimator: str = "k3"
     # reinforce: subtract kl_coef * (log p - log p_start) from each return (0 = the paper).

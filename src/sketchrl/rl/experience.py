@@ -10,6 +10,7 @@ the sampled episodes by teacher forcing (one fused pass for the plain LSTM), and
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import torch
 from torch import Tensor
@@ -123,3 +124,32 @@ def k3_divergence(log_probs: Tensor, ref_log_probs: Tensor) -> Tensor:
     ``r - 1 - log r`` with ``r = p_ref / p`` (non-negative, unbiased; Schulman 2020)."""
     log_ratio = ref_log_probs - log_probs
     return torch.expm1(log_ratio) - log_ratio
+
+
+#: Largest importance weight ``p_ref / p`` of :func:`k3_truncated_divergence`'s gradient.
+K3_WEIGHT_BOUND = 10.0
+
+
+def k3_truncated_divergence(log_probs: Tensor, ref_log_probs: Tensor) -> Tensor:
+    """:func:`k3_divergence` continued as a straight line past ``r = p_ref / p = 10``: its
+    gradient ``(1 - r) grad log p``, the forward KL's importance-weighted, has the weight
+    truncated at 10 (as V-trace truncates importance weights), so a step far in the policy's
+    tail still pulls back towards the start, with a bounded force."""
+    log_ratio = ref_log_probs - log_probs
+    bound = math.log(K3_WEIGHT_BOUND)
+    inside = log_ratio.clamp(max=bound)
+    return torch.expm1(inside) - inside + (log_ratio - inside) * (K3_WEIGHT_BOUND - 1.0)
+
+
+#: Bounds of :func:`k3_clamped_divergence`: the log ratio, then the per-step estimate.
+K3_LOG_RATIO_BOUND = 20.0
+K3_STEP_BOUND = 10.0
+
+
+def k3_clamped_divergence(log_probs: Tensor, ref_log_probs: Tensor) -> Tensor:
+    """:func:`k3_divergence` with the log ratio clamped to +-20 and the per-step estimate to at
+    most 10 (verl's ``low_var_kl``): a step the policy has made far less likely than the start
+    (``log p_ref - log p`` above about 2.6) adds a constant 10 and no gradient, where k3's
+    exponential would give it an unbounded one."""
+    log_ratio = (ref_log_probs - log_probs).clamp(-K3_LOG_RATIO_BOUND, K3_LOG_RATIO_BOUND)
+    return (torch.expm1(log_ratio) - log_ratio).clamp(max=K3_STEP_BOUND)

@@ -35,6 +35,7 @@ from sketchrl.rl.credit import (
     place_rewards,
 )
 from sketchrl.rl.experience import (
+    K3_STEP_BOUND,
     Experience,
     PolicyTerms,
     categorical_entropy,
@@ -50,7 +51,7 @@ logger = logging.getLogger(__name__)
 #: Columns every run logs (an algorithm adds its own ``metric_names``).
 BASE_METRICS = ("batch", "episodes", "updated", "reward_mean", "reward_std", "reward_min",
                 "reward_max", "length_mean", "nll_per_step", "pen_entropy", "kl_to_start",
-                "kl_k3", "loss", "grad_norm")
+                "kl_k3", "kl_k3_over_bound", "loss", "grad_norm")
 
 
 def build_run_reward(config: RLConfig, device: torch.device) -> Reward:
@@ -292,6 +293,8 @@ class Trainer:
                 stats["kl_to_start"] = float(log_ratio.sum(dim=1).mean())
                 k3 = k3_divergence(batch.old_log_probs, batch.ref_log_probs)
                 stats["kl_k3"] = float((k3 * mask).sum() / steps)
+                over = (k3 > K3_STEP_BOUND) & mask.bool()
+                stats["kl_k3_over_bound"] = float(over.sum() / steps)
         return stats
 
     # -- state for --resume -------------------------------------------------------------------

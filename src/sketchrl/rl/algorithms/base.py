@@ -19,7 +19,9 @@ from sketchrl.rl.experience import (
     PolicyTerms,
     categorical_entropy,
     k2_divergence,
+    k3_clamped_divergence,
     k3_divergence,
+    k3_truncated_divergence,
 )
 
 if TYPE_CHECKING:
@@ -28,7 +30,8 @@ if TYPE_CHECKING:
 ALGORITHMS: dict[str, type[Algorithm]] = {}
 #: Per-step KL estimators for the ``kl_beta`` term (the config's ``kl_estimator``).
 KL_ESTIMATORS: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
-    "k3": k3_divergence, "k2": k2_divergence}
+    "k3": k3_divergence, "k2": k2_divergence, "k3_clamped": k3_clamped_divergence,
+    "k3_truncated": k3_truncated_divergence}
 A = TypeVar("A", bound=type["Algorithm"])
 
 
