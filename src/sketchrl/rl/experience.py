@@ -131,10 +131,10 @@ K3_WEIGHT_BOUND = 10.0
 
 
 def k3_truncated_divergence(log_probs: Tensor, ref_log_probs: Tensor) -> Tensor:
-    """:func:`k3_divergence` continued as a straight line past ``r = p_ref / p = 10``: its
-    gradient ``(1 - r) grad log p``, the forward KL's importance-weighted, has the weight
-    truncated at 10 (as V-trace truncates importance weights), so a step far in the policy's
-    tail still pulls back towards the start, with a bounded force."""
+    """:func:`k3_divergence` continued as a straight line past ``r = p_ref / p = 10``. k3's
+    gradient ``(1 - r) grad log p`` weights each step by ``r``; here the weight stops at 10
+    (as V-trace truncates importance weights), so a step far in the policy's tail still
+    pulls back towards the start, with a bounded force."""
     log_ratio = ref_log_probs - log_probs
     bound = math.log(K3_WEIGHT_BOUND)
     inside = log_ratio.clamp(max=bound)
