@@ -103,7 +103,9 @@ def test_batch_shares_one_z_and_logs_statistics():
     rollout = trainer.collect(trainer.batch_generator())
     assert torch.all(rollout.z == rollout.z[0])
     stats = trainer.run_batch()
-    assert stats["kl_to_start"] == 0.0  # nothing has been updated yet (warm-up batch)
+    # Nothing has been updated yet (a warm-up batch): zero up to rounding, since the starting
+    # policy is teacher-forced by another kernel than the sampler's (bit-equal on some CPUs).
+    assert abs(stats["kl_to_start"]) < 1e-5
     assert stats["length_mean"] > 0
     assert 0 < stats["pen_entropy"] <= math.log(3)  # a real entropy of the 3 pen states
     assert math.isfinite(stats["nll_per_step"])
