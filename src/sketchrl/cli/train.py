@@ -20,9 +20,10 @@ sketchrl/rl/config.py):
                       grpo/ppo: epochs, minibatches, clip_low, clip_high, scale_rewards
                       (group|batch|none); all: kl_beta + kl_estimator
                       (k3|k2|k3_clamped|k3_truncated; KL to the start policy),
-                      forward_kl_beta + forward_kl_episodes (KL from the start
-                      policy, on its own sketches), entropy_coef; ppo: gae_lambda,
-                      value_coef, value_clip, value_lr, value_hidden
+                      kl_target + kl_horizon (adapt kl_beta towards a KL in nats
+                      per sketch), forward_kl_beta + forward_kl_episodes (KL from
+                      the start policy, on its own sketches), entropy_coef; ppo:
+                      gae_lambda, value_coef, value_clip, value_lr, value_hidden
   dense rewards       dense_every (0 = sparse), gamma, dense_normalize, credit
                       (episode|reward_to_go), dense_frame (prefix|final)
   the rest            grad_clip, share_z, kl_log_every, checkpoint_every

@@ -84,6 +84,11 @@ class RLConfig(Config):
     # gradient's weight p_start / p is truncated at 10).
     kl_beta: float = 0.0
     kl_estimator: str = "k3"
+    # Adaptive kl_beta (Ziegler et al. 2019), 0 = fixed: after each update batch kl_beta is
+    # multiplied by 1 + clip(KL / kl_target - 1, -0.2, 0.2) * batch_size / kl_horizon, where KL
+    # is the batch's KL to the start in nats per sketch (kl_beta is the starting value).
+    kl_target: float = 0.0
+    kl_horizon: int = 10000
     # reinforce: subtract kl_coef * (log p - log p_start) from each return (0 = the paper).
     kl_coef: float = 0.0
     # Bonus for the entropy of the pen-state and mixture-weight distributions.
@@ -152,6 +157,10 @@ class RLConfig(Config):
              "clip_low must be in [0, 1) and clip_high >= 0"),
             (min(self.kl_beta, self.kl_coef, self.entropy_coef, self.forward_kl_beta) >= 0,
              "kl_beta, kl_coef, entropy_coef and forward_kl_beta must be >= 0"),
+            (self.kl_target >= 0 and self.kl_horizon >= 1,
+             "kl_target must be >= 0 (0 = a fixed kl_beta) and kl_horizon >= 1"),
+            (self.kl_target == 0 or self.kl_beta > 0,
+             "kl_target adapts kl_beta: set kl_beta > 0 as its starting value"),
             (self.forward_kl_beta == 0 or (self.forward_kl_episodes >= self.minibatches
                                            and self.forward_kl_episodes % self.minibatches == 0),
              "forward_kl_episodes must be a multiple of minibatches (each minibatch gets its "

@@ -51,7 +51,7 @@ logger = logging.getLogger(__name__)
 #: Columns every run logs (an algorithm adds its own ``metric_names``).
 BASE_METRICS = ("batch", "episodes", "updated", "reward_mean", "reward_std", "reward_min",
                 "reward_max", "length_mean", "nll_per_step", "pen_entropy", "kl_to_start",
-                "kl_k3", "kl_k3_over_bound", "loss", "grad_norm")
+                "kl_k3", "kl_k3_over_bound", "kl_beta", "loss", "grad_norm")
 
 
 def build_run_reward(config: RLConfig, device: torch.device) -> Reward:
@@ -267,6 +267,9 @@ class Trainer:
         else:
             row.update(self.algorithm.observe(batch))
         row.update(self.batch_statistics(batch))
+        if updated and "kl_to_start" in row:
+            self.algorithm.adapt_kl_beta(row["kl_to_start"])
+        row["kl_beta"] = self.algorithm.kl_beta
         self.batch_index += 1
         row.update(batch=self.batch_index, episodes=self.batch_index * config.batch_size,
                    updated=int(updated))

@@ -8,6 +8,7 @@ scale whatever the algorithm.
 from __future__ import annotations
 
 import abc
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar, TypeVar
 
@@ -33,6 +34,8 @@ KL_ESTIMATORS: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
     "k3": k3_divergence, "k2": k2_divergence, "k3_clamped": k3_clamped_divergence,
     "k3_truncated": k3_truncated_divergence}
 A = TypeVar("A", bound=type["Algorithm"])
+#: The key of the adapted ``kl_beta`` in :meth:`Algorithm.state_dict`.
+KL_CONTROLLER = "kl_controller"
 
 
 def register(name: str) -> Callable[[A], A]:
@@ -91,6 +94,7 @@ class Algorithm(abc.ABC):
     def __init__(self, config: RLConfig, hidden_size: int, device: torch.device) -> None:
         self.config = config
         self.temperature = config.sampling_temperature
+        self.kl_beta = config.kl_beta  # adapted by adapt_kl_beta when kl_target > 0
 
     @staticmethod  # noqa: B027 (every setting is valid unless an algorithm says otherwise)
     def check_config(config: RLConfig) -> None:
@@ -123,17 +127,29 @@ class Algorithm(abc.ABC):
             assert batch.ref_log_probs is not None, "kl_beta > 0 needs the starting policy"
             estimator = KL_ESTIMATORS[self.config.kl_estimator]
             divergence = estimator(terms.log_probs, batch.ref_log_probs[terms.index])
-            loss = loss + self.config.kl_beta * episode_mean(divergence, mask)
+            loss = loss + self.kl_beta * episode_mean(divergence, mask)
         if self.config.entropy_coef > 0:
             pen, weights = categorical_entropy(terms.outputs, self.temperature,
                                                (terms.outputs.shape[-1] - 3) // 6)
             loss = loss - self.config.entropy_coef * episode_mean(pen + weights, mask)
         return loss, metrics
 
+    def adapt_kl_beta(self, kl_to_start: float) -> None:
+        """Ziegler et al. (2019)'s adaptive KL controller, after an update batch whose policy
+        was ``kl_to_start`` nats per sketch from the start: ``kl_beta`` grows when that is above
+        ``kl_target`` and shrinks below it, by at most 20% of ``batch_size / kl_horizon``."""
+        target = self.config.kl_target
+        if target > 0 and math.isfinite(kl_to_start):
+            error = min(max(kl_to_start / target - 1.0, -0.2), 0.2)
+            self.kl_beta *= 1.0 + error * self.config.batch_size / self.config.kl_horizon
+
     def state_dict(self) -> dict[str, dict]:
-        """The modules' weights, for resuming."""
-        return {name: module.state_dict() for name, module in self.modules().items()}
+        """The modules' weights and the adapted ``kl_beta``, for resuming."""
+        state = {name: module.state_dict() for name, module in self.modules().items()}
+        return {**state, KL_CONTROLLER: {"kl_beta": self.kl_beta}}
 
     def load_state_dict(self, state: dict[str, dict]) -> None:
         for name, module in self.modules().items():
             module.load_state_dict(state[name])
+        if KL_CONTROLLER in state:  # absent in states written before it was added
+            self.kl_beta = float(state[KL_CONTROLLER]["kl_beta"])
