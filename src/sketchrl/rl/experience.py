@@ -122,7 +122,11 @@ def k2_divergence(log_probs: Tensor, ref_log_probs: Tensor) -> Tensor:
 def k3_divergence(log_probs: Tensor, ref_log_probs: Tensor) -> Tensor:
     """Per-step k3 estimate of KL(policy || reference) from samples of the policy:
     ``r - 1 - log r`` with ``r = p_ref / p`` (non-negative, unbiased; Schulman 2020)."""
-    log_ratio = ref_log_probs - log_probs
+    return k3_of_log_ratio(ref_log_probs - log_probs)
+
+
+def k3_of_log_ratio(log_ratio: Tensor) -> Tensor:
+    """``r - 1 - log r`` from ``log r``: the formula of k3 and of its bounded forms."""
     return torch.expm1(log_ratio) - log_ratio
 
 
@@ -138,7 +142,7 @@ def k3_truncated_divergence(log_probs: Tensor, ref_log_probs: Tensor) -> Tensor:
     log_ratio = ref_log_probs - log_probs
     bound = math.log(K3_WEIGHT_BOUND)
     inside = log_ratio.clamp(max=bound)
-    return torch.expm1(inside) - inside + (log_ratio - inside) * (K3_WEIGHT_BOUND - 1.0)
+    return k3_of_log_ratio(inside) + (log_ratio - inside) * (K3_WEIGHT_BOUND - 1.0)
 
 
 #: Bounds of :func:`k3_clamped_divergence`: the log ratio, then the per-step estimate.
@@ -152,4 +156,4 @@ def k3_clamped_divergence(log_probs: Tensor, ref_log_probs: Tensor) -> Tensor:
     (``log p_ref - log p`` above about 2.6) adds a constant 10 and no gradient, where k3's
     exponential would give it an unbounded one."""
     log_ratio = (ref_log_probs - log_probs).clamp(-K3_LOG_RATIO_BOUND, K3_LOG_RATIO_BOUND)
-    return (torch.expm1(log_ratio) - log_ratio).clamp(max=K3_STEP_BOUND)
+    return k3_of_log_ratio(log_ratio).clamp(max=K3_STEP_BOUND)

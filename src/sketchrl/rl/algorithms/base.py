@@ -22,6 +22,7 @@ from sketchrl.rl.experience import (
     k2_divergence,
     k3_clamped_divergence,
     k3_divergence,
+    k3_of_log_ratio,
     k3_truncated_divergence,
 )
 
@@ -75,7 +76,7 @@ def clipped_surrogate(log_probs: Tensor, old_log_probs: Tensor, advantages: Tens
         active = ((ratio < 1.0 - clip_low) & (advantages < 0)) | \
             ((ratio > 1.0 + clip_high) & (advantages > 0))
         metrics = {"clip_frac": step_mean(active.float(), mask),
-                   "approx_kl": step_mean(torch.expm1(log_ratio) - log_ratio, mask)}
+                   "approx_kl": step_mean(k3_of_log_ratio(log_ratio), mask)}
     return -episode_mean(surrogate, mask), metrics
 
 
