@@ -128,6 +128,19 @@ def test_gradients_are_clipped_elementwise(monkeypatch):
     assert seen and max(seen) <= 1e-6 + 1e-12
 
 
+def test_the_log_counts_the_gradient_elements_the_clip_cuts():
+    trainer = Trainer(tiny_config(warmup_batches=0, grad_clip=1.0), policy=tiny_vae(),
+                      reward=InkReward(), device="cpu")
+    weights = trainer.optimizer.param_groups[0]["params"]
+    total = sum(w.numel() for w in weights)
+    # d/dw of 0.5 w^2 x scale is w x scale: exactly the elements with |w| x scale > 1 are cut.
+    scale = 1.0 / float(torch.cat([w.detach().flatten() for w in weights]).abs().median())
+    expected = sum(int((w.detach().abs() * scale > 1.0).sum()) for w in weights) / total
+    logged = trainer.step(sum(0.5 * scale * (w * w).sum() for w in weights))
+    assert 0.3 < expected < 0.7 and logged["grad_clipped"] == pytest.approx(expected, abs=1e-12)
+    assert logged["grad_norm"] > 1.0
+
+
 @pytest.mark.parametrize("bad", [math.nan, math.inf])
 def test_an_update_with_a_non_finite_gradient_is_skipped(bad, caplog):
     trainer = Trainer(tiny_config(warmup_batches=0), policy=tiny_vae(), reward=InkReward(),
@@ -135,12 +148,12 @@ def test_an_update_with_a_non_finite_gradient_is_skipped(bad, caplog):
     before = parameters(trainer.policy)
     weights = trainer.optimizer.param_groups[0]["params"]
     overflowing = sum((w * w).sum() for w in weights) * bad  # inf x 0 gives NaN gradients
-    norm = trainer.step(overflowing)
+    norm = trainer.step(overflowing)["grad_norm"]
     assert not math.isfinite(norm) and "update is skipped" in caplog.text
     after = parameters(trainer.policy)
     assert all(torch.equal(after[name], value) for name, value in before.items())
     assert trainer.updates == 1 and not trainer.optimizer.state  # Adam took no step
-    finite = trainer.step(sum((w * w).sum() for w in weights))  # the next one updates
+    finite = trainer.step(sum((w * w).sum() for w in weights))["grad_norm"]  # this one updates
     assert math.isfinite(finite) and any(
         not torch.equal(parameters(trainer.policy)[name], value) for name, value in before.items())
 
@@ -151,7 +164,7 @@ def test_run_writes_metrics_checkpoint_and_loadable_policy(tmp_path):
     rows = read_metrics(out / "metrics.csv")
     assert [int(r["batch"]) for r in rows] == [1, 2, 3, 4]
     for key in ("episodes", "reward_mean", "reward_std", "reward_max", "length_mean",
-                "nll_per_step", "pen_entropy", "kl_to_start", "grad_norm"):
+                "nll_per_step", "pen_entropy", "kl_to_start", "grad_norm", "grad_clipped"):
         assert key in rows[0]
     assert float(rows[-1]["kl_to_start"]) != 0.0
     assert (out / "tb").is_dir() and any((out / "tb").iterdir())

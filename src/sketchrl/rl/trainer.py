@@ -51,7 +51,7 @@ logger = logging.getLogger(__name__)
 #: Columns every run logs (an algorithm adds its own ``metric_names``).
 BASE_METRICS = ("batch", "episodes", "updated", "reward_mean", "reward_std", "reward_min",
                 "reward_max", "length_mean", "nll_per_step", "pen_entropy", "kl_to_start",
-                "kl_k3", "kl_k3_over_bound", "kl_beta", "loss", "grad_norm")
+                "kl_k3", "kl_k3_over_bound", "kl_beta", "loss", "grad_norm", "grad_clipped")
 
 
 def build_run_reward(config: RLConfig, device: torch.device) -> Reward:
@@ -96,6 +96,15 @@ def freeze_all_but_decoder(model: SketchRNN) -> None:
     decoder = {id(p) for p in model.decoder_parameters()}
     for parameter in model.parameters():
         parameter.requires_grad_(id(parameter) in decoder)
+
+
+def clipped_share(parameters: list[torch.Tensor], bound: float) -> float:
+    """Share of the gradient's elements outside ``[-bound, bound]`` (one host sync)."""
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if not grads:
+        return float("nan")
+    beyond = torch.stack([(g.abs() > bound).sum() for g in grads]).sum()
+    return float(beyond) / sum(g.numel() for g in grads)
 
 
 class Trainer:
@@ -219,15 +228,17 @@ class Trainer:
                     forward_loss, metrics["forward_kl"] = forward_kl_terms(
                         self.policy, batch.start_samples, self.temperature, start_index)
                     loss = loss + config.forward_kl_beta * forward_loss
-                metrics.update(loss=float(loss.detach()), grad_norm=self.step(loss))
+                metrics.update(loss=float(loss.detach()), **self.step(loss))
                 for key, value in metrics.items():
                     totals.setdefault(key, []).append(value)
         return {key: sum(values) / len(values) for key, values in totals.items()}
 
-    def step(self, loss: torch.Tensor) -> float:
-        """One optimiser step; returns the policy's gradient norm before clipping. A step whose
-        gradient is not finite (an overflowing loss term) is skipped, as AMP's scaler does:
-        clipping cannot repair a NaN, which would reach every weight."""
+    def step(self, loss: torch.Tensor) -> dict[str, float]:
+        """One optimiser step; returns the policy's gradient norm before clipping
+        (``grad_norm``) and the share of its elements that the element-wise clip cut
+        (``grad_clipped``). A step whose gradient is not finite (an overflowing loss term) is
+        skipped, as AMP's scaler does: clipping cannot repair a NaN, which would reach every
+        weight."""
         self.optimizer.zero_grad(set_to_none=True)
         with flushed_denormals(self.device):
             loss.backward()
@@ -239,12 +250,13 @@ class Trainer:
             logger.warning("batch %d: the gradient is not finite (norm %s, loss %s); this "
                            "update is skipped", self.batch_index + 1, norm, float(loss.detach()))
             self.optimizer.zero_grad(set_to_none=True)
-            return norm
+            return {"grad_norm": norm, "grad_clipped": float("nan")}
+        clipped = clipped_share(policy_parameters, self.config.grad_clip)
         for group in self.optimizer.param_groups:
             torch.nn.utils.clip_grad_value_(group["params"], self.config.grad_clip)
         self.optimizer.param_groups[0]["lr"] = lr
         self.optimizer.step()
-        return norm
+        return {"grad_norm": norm, "grad_clipped": clipped}
 
     def current_lr(self) -> float:
         """The policy's learning rate for the next step (``lr_warmup``'s linear ramp)."""
