@@ -98,13 +98,11 @@ def freeze_all_but_decoder(model: SketchRNN) -> None:
         parameter.requires_grad_(id(parameter) in decoder)
 
 
-def clipped_share(parameters: list[torch.Tensor], bound: float) -> float:
-    """Share of the gradient's elements outside ``[-bound, bound]`` (one host sync)."""
+def clipped_count(parameters: list[torch.Tensor], bound: float) -> torch.Tensor:
+    """How many gradient elements lie outside ``[-bound, bound]`` (a tensor: no host sync)."""
     grads = [p.grad for p in parameters if p.grad is not None]
-    if not grads:
-        return float("nan")
-    beyond = torch.stack([(g.abs() > bound).sum() for g in grads]).sum()
-    return float(beyond) / sum(g.numel() for g in grads)
+    return torch.stack([(g.abs() > bound).sum() for g in grads]).sum() if grads else \
+        torch.zeros((), dtype=torch.long)
 
 
 class Trainer:
@@ -243,7 +241,11 @@ class Trainer:
         with flushed_denormals(self.device):
             loss.backward()
         policy_parameters = self.optimizer.param_groups[0]["params"]
-        norm = float(torch.nn.utils.clip_grad_norm_(policy_parameters, math.inf))
+        norm_tensor = torch.nn.utils.clip_grad_norm_(policy_parameters, math.inf)
+        beyond = clipped_count(policy_parameters, self.config.grad_clip)
+        norm, beyond = torch.stack([norm_tensor.double(), beyond.to(norm_tensor.device).double()]
+                                   ).tolist()  # the step's one host sync
+        elements = sum(p.numel() for p in policy_parameters if p.grad is not None)
         lr = self.current_lr()
         self.updates += 1  # the schedule counts skipped steps too (resume recomputes it)
         if not math.isfinite(norm):
@@ -251,12 +253,11 @@ class Trainer:
                            "update is skipped", self.batch_index + 1, norm, float(loss.detach()))
             self.optimizer.zero_grad(set_to_none=True)
             return {"grad_norm": norm, "grad_clipped": float("nan")}
-        clipped = clipped_share(policy_parameters, self.config.grad_clip)
         for group in self.optimizer.param_groups:
             torch.nn.utils.clip_grad_value_(group["params"], self.config.grad_clip)
         self.optimizer.param_groups[0]["lr"] = lr
         self.optimizer.step()
-        return {"grad_norm": norm, "grad_clipped": clipped}
+        return {"grad_norm": norm, "grad_clipped": beyond / elements if elements else math.nan}
 
     def current_lr(self) -> float:
         """The policy's learning rate for the next step (``lr_warmup``'s linear ramp)."""
