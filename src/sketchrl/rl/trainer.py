@@ -98,11 +98,14 @@ def freeze_all_but_decoder(model: SketchRNN) -> None:
         parameter.requires_grad_(id(parameter) in decoder)
 
 
-def clipped_count(parameters: list[torch.Tensor], bound: float) -> torch.Tensor:
-    """How many gradient elements lie outside ``[-bound, bound]`` (a tensor: no host sync)."""
+def clipped_share(parameters: list[torch.Tensor], bound: float) -> torch.Tensor:
+    """Share of the gradient's elements outside ``[-bound, bound]``, as a float64 tensor (no
+    host sync); nan when no parameter has a gradient."""
     grads = [p.grad for p in parameters if p.grad is not None]
-    return torch.stack([(g.abs() > bound).sum() for g in grads]).sum() if grads else \
-        torch.zeros((), dtype=torch.long)
+    if not grads:
+        return torch.tensor(math.nan, dtype=torch.float64)
+    beyond = torch.stack([(g.abs() > bound).sum() for g in grads]).sum()
+    return beyond.double() / sum(g.numel() for g in grads)
 
 
 class Trainer:
@@ -242,10 +245,8 @@ class Trainer:
             loss.backward()
         policy_parameters = self.optimizer.param_groups[0]["params"]
         norm_tensor = torch.nn.utils.clip_grad_norm_(policy_parameters, math.inf)
-        beyond = clipped_count(policy_parameters, self.config.grad_clip)
-        norm, beyond = torch.stack([norm_tensor.double(), beyond.to(norm_tensor.device).double()]
-                                   ).tolist()  # the step's one host sync
-        elements = sum(p.numel() for p in policy_parameters if p.grad is not None)
+        share = clipped_share(policy_parameters, self.config.grad_clip).to(norm_tensor.device)
+        norm, clipped = torch.stack([norm_tensor.double(), share]).tolist()  # one host sync
         lr = self.current_lr()
         self.updates += 1  # the schedule counts skipped steps too (resume recomputes it)
         if not math.isfinite(norm):
@@ -257,7 +258,7 @@ class Trainer:
             torch.nn.utils.clip_grad_value_(group["params"], self.config.grad_clip)
         self.optimizer.param_groups[0]["lr"] = lr
         self.optimizer.step()
-        return {"grad_norm": norm, "grad_clipped": beyond / elements if elements else math.nan}
+        return {"grad_norm": norm, "grad_clipped": clipped}
 
     def current_lr(self) -> float:
         """The policy's learning rate for the next step (``lr_warmup``'s linear ramp)."""
