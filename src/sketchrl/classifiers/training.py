@@ -175,33 +175,15 @@ def held_out_metrics(
     }
 
 
-def train_classifier(
-    config: ClassifierConfig, out_dir: str | Path, progress: bool = True
-) -> dict:
-    """Train, measure on the held-out bitmaps and save to ``out_dir``; returns the metrics.
-
-    Writes ``classifier.safetensors``, ``classifier_config.json`` and ``metrics.json``
-    (existing files of those names are replaced; nothing else is touched). The folder and the
-    device are checked before any work.
-    """
-    from sketchrl.data.common import writable_directory
-
-    started = time.perf_counter()
-    writable_directory(out_dir)
-    device = resolve_device(config.device, default="auto")
-    torch.manual_seed(config.seed)
-    generator = torch.Generator().manual_seed(config.seed)
-    data = prepare_data(config, progress=progress)
-    num_classes = len(config.categories)
-    classifier = build_classifier(config.arch, config.categories).to(device)
-    counts = data.train_counts(num_classes)
-    loss_weights = inverse_frequency_weights(counts).to(device)
+def _fit(classifier: torch.nn.Module, data: ClassifierData, loss_weights: torch.Tensor,
+         config: ClassifierConfig, generator: torch.Generator, progress: bool) -> None:
+    """``config.epochs`` of AdamW under a one-cycle schedule, class-weighted cross-entropy."""
+    device = loss_weights.device
     steps_per_epoch = math.ceil(len(data.train_y) / config.batch_size)
     optimizer = torch.optim.AdamW(classifier.parameters(), lr=config.lr, weight_decay=5e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=config.lr, total_steps=config.epochs * steps_per_epoch
     )
-    logger.info("training %s on %d bitmaps (%s)", config.arch, len(data.train_y), counts)
     bar = tqdm(total=config.epochs * steps_per_epoch, disable=not progress, desc="classifier")
     classifier.train()
     for epoch in range(config.epochs):
@@ -223,6 +205,31 @@ def train_classifier(
             bar.update()
             bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}")
     bar.close()
+
+
+def train_classifier(
+    config: ClassifierConfig, out_dir: str | Path, progress: bool = True
+) -> dict:
+    """Train, measure on the held-out bitmaps and save to ``out_dir``; returns the metrics.
+
+    Writes ``classifier.safetensors``, ``classifier_config.json`` and ``metrics.json``
+    (existing files of those names are replaced; nothing else is touched). The folder and the
+    device are checked before any work.
+    """
+    from sketchrl.data.common import writable_directory
+
+    started = time.perf_counter()
+    writable_directory(out_dir)
+    device = resolve_device(config.device, default="auto")
+    torch.manual_seed(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
+    data = prepare_data(config, progress=progress)
+    num_classes = len(config.categories)
+    classifier = build_classifier(config.arch, config.categories).to(device)
+    counts = data.train_counts(num_classes)
+    logger.info("training %s on %d bitmaps (%s)", config.arch, len(data.train_y), counts)
+    _fit(classifier, data, inverse_frequency_weights(counts).to(device), config, generator,
+         progress)
     shuffled = data.train_x[torch.randperm(len(data.train_y), generator=generator)]
     recalibrate_batch_norm(classifier, shuffled)
     metrics = held_out_metrics(classifier, data.held_out_x, data.held_out_y)

@@ -291,14 +291,22 @@ def evaluate_sketches(
         metrics.update(classifier_dir=str(classifier_dir),
                        classifier_target=classifier.categories[target_index],
                        classifier_precision=precision)
-    for name, reward in (rewards or {}).items():
-        values = reward_values(reward, sketches, progress=progress)
-        metrics.update(_with_interval(name, values, seed, n_resamples))
-        metrics[f"{name}_reward_name"] = getattr(reward, "name", type(reward).__name__)
+    metrics.update(_reward_metrics(rewards or {}, sketches, seed, n_resamples, progress))
     metrics.update(sketch_statistics(sketches))
     metrics.update(ci_confidence=CONFIDENCE, ci_resamples=n_resamples, warnings=warnings)
     for warning in warnings:
         logger.warning(warning)
+    return metrics
+
+
+def _reward_metrics(rewards: Mapping[str, Any], sketches: Sequence[np.ndarray], seed: int,
+                    n_resamples: int, progress: bool) -> dict[str, Any]:
+    """Each reward's mean, spread and bootstrap interval, and the reward's registry name."""
+    metrics: dict[str, Any] = {}
+    for name, reward in rewards.items():
+        values = reward_values(reward, sketches, progress=progress)
+        metrics.update(_with_interval(name, values, seed, n_resamples))
+        metrics[f"{name}_reward_name"] = getattr(reward, "name", type(reward).__name__)
     return metrics
 
 

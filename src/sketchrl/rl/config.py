@@ -135,7 +135,22 @@ class RLConfig(Config):
     device: str = "auto"
 
     def __post_init__(self) -> None:
-        checks = [
+        for ok, message in self._range_checks():
+            if not ok:
+                raise ConfigError(message)
+        for key, value, valid in self._choices():
+            if value not in valid:
+                raise ConfigError(f"unknown {key} {value!r}; valid: {', '.join(sorted(valid))}")
+        get_algorithm(self.algorithm).check_config(self)
+        if self.num_batches <= self.warmup_batches:
+            raise ConfigError(
+                f"{self.num_batches} batches leave no update after {self.warmup_batches} "
+                "warm-up batches: raise episodes or lower warmup_batches"
+            )
+
+    def _range_checks(self) -> list[tuple[bool, str]]:
+        """(holds, message when it does not) for every numeric option."""
+        return [
             (self.episodes >= self.batch_size, "episodes must be >= batch_size"),
             (self.batch_size >= 2, "batch_size must be >= 2 (advantages are within a batch)"),
             (self.group_size >= 0, "group_size must be >= 0 (0 = one group per batch)"),
@@ -177,10 +192,10 @@ class RLConfig(Config):
             (self.device in ("auto", "cpu") or self.device.startswith("cuda"),
              "device must be auto, cpu or cuda[:N]"),
         ]
-        for ok, message in checks:
-            if not ok:
-                raise ConfigError(message)
-        choices = [
+
+    def _choices(self) -> list[tuple[str, str, tuple[str, ...]]]:
+        """(key, value, valid values) for every option that names a choice."""
+        return [
             ("advantage", self.advantage, tuple(ADVANTAGES)),
             ("scale_rewards", self.scale_rewards, SCALE_REWARDS),
             ("credit", self.credit, CREDITS),
@@ -189,15 +204,6 @@ class RLConfig(Config):
             ("algorithm", self.algorithm, algorithm_names()),
             ("kl_estimator", self.kl_estimator, tuple(KL_ESTIMATORS)),
         ]
-        for key, value, valid in choices:
-            if value not in valid:
-                raise ConfigError(f"unknown {key} {value!r}; valid: {', '.join(sorted(valid))}")
-        get_algorithm(self.algorithm).check_config(self)
-        if self.num_batches <= self.warmup_batches:
-            raise ConfigError(
-                f"{self.num_batches} batches leave no update after {self.warmup_batches} "
-                "warm-up batches: raise episodes or lower warmup_batches"
-            )
 
     @property
     def num_batches(self) -> int:
