@@ -294,6 +294,45 @@ def test_classifier_reward_cap_flattens_only_the_confident(untrained_classifier_
     assert (capped == cap).sum() >= 2 and (capped < cap).sum() >= 1
 
 
+def _second_classifier(directory, tmp_path, categories=("cat", "bird", "owl")):
+    """A second saved CNN (other random weights, categories in another order)."""
+    from sketchrl.classifiers import ClassifierConfig, build_classifier, save_classifier
+
+    torch.manual_seed(1)
+    config = ClassifierConfig(categories=list(categories), arch="cnn")
+    classifier = build_classifier(config.arch, config.categories)
+    with torch.no_grad():
+        classifier.train()(torch.rand(8, 1, 28, 28))
+    return str(save_classifier(classifier.eval(), config, tmp_path / "second"))
+
+
+def test_classifier_ensemble_combines_each_networks_probability(untrained_classifier_dir,
+                                                                  tmp_path):
+    second = _second_classifier(untrained_classifier_dir, tmp_path)
+    sketches = [square(), zigzag(30), square(3, 2), zigzag(7)]
+    first_alone = build_reward("classifier", {"model": str(untrained_classifier_dir),
+                                              "category": "bird"}).score(sketches)
+    second_alone = build_reward("classifier", {"model": second,
+                                               "category": "bird"}).score(sketches)
+    assert not torch.allclose(first_alone, second_alone)
+    options = {"model": str(untrained_classifier_dir), "category": "bird"}
+    mean = build_reward("classifier", {**options, "ensemble": [second]}).score(sketches)
+    torch.testing.assert_close(mean, (first_alone + second_alone) / 2)
+    least = build_reward("classifier", {**options, "ensemble": second,  # as from --set
+                                        "aggregate": "min"}).score(sketches)
+    torch.testing.assert_close(least, torch.minimum(first_alone, second_alone))
+    with pytest.raises(ConfigError, match="mean or min"):
+        build_reward("classifier", {**options, "ensemble": [second], "aggregate": "max"})
+
+
+def test_classifier_ensemble_needs_the_category_in_every_network(untrained_classifier_dir,
+                                                                 tmp_path):
+    second = _second_classifier(untrained_classifier_dir, tmp_path, ("cat", "dog"))
+    with pytest.raises(ConfigError, match="second"):
+        build_reward("classifier", {"model": str(untrained_classifier_dir), "category": "bird",
+                                    "ensemble": [second]})
+
+
 def test_classifier_reward_errors(untrained_classifier_dir):
     with pytest.raises(ConfigError, match="owl, bird, cat"):
         build_reward("classifier", {"model": str(untrained_classifier_dir), "category": "dog"})

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 from sketchrl.errors import ConfigError
 
 ConfigT = TypeVar("ConfigT", bound="Config")
-_UNION_TYPES = (typing.Union, types.UnionType)
+UNION_TYPES = (typing.Union, types.UnionType)
 
 
 @dataclasses.dataclass
@@ -115,7 +115,7 @@ def _type_name(hint: Any) -> str:
     if hint in names:
         return names[hint]
     origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in _UNION_TYPES:
+    if origin in UNION_TYPES:
         return " or ".join("none" if a is type(None) else _type_name(a) for a in args)
     if origin in (list, tuple):
         return f"a list ({_type_name(args[0])} each)" if args else "a list"
@@ -142,7 +142,7 @@ def _check(value: Any, hint: Any) -> Any:
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if hint is Any or hint is object:
         return value
-    if origin in _UNION_TYPES:
+    if origin in UNION_TYPES:
         if value is None and type(None) in args:
             return None
         for arg in (a for a in args if a is not type(None)):
@@ -212,7 +212,7 @@ def parse_value(text: str, hint: Any, key: str = "value") -> Any:
     """Parse a command-line string into the type ``hint`` (bool, int, float, str, optional)."""
     origin = typing.get_origin(hint)
     args = [a for a in typing.get_args(hint) if a is not type(None)]
-    if origin in _UNION_TYPES:
+    if origin in UNION_TYPES:
         if text.lower() in ("none", "null", ""):
             return None
         return parse_value(text, args[0], key)

@@ -1,9 +1,10 @@
-"""Classifier reward: the probability of a category under a Quick, Draw! classifier."""
+"""Classifier reward: the probability of a category under a Quick, Draw! classifier (or an
+ensemble of them)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import numpy as np
 import torch
@@ -19,7 +20,10 @@ class ClassifierReward(Reward):
 
     Sketches are drawn like Quick, Draw!'s ``numpy_bitmap`` files (``QUICKDRAW_OPTIONS``),
     the classifier's training data. Train the reward classifier on the ``reward`` subset, so
-    that an evaluation classifier trained on the ``eval`` subset stays independent.
+    that an evaluation classifier trained on the ``eval`` subset stays independent. With an
+    ``ensemble`` (more classifiers, e.g. trained with other seeds) the probability is their mean
+    or, with ``aggregate = "min"``, the least sure of them: a drawing that fools one network
+    scores only what the others give it (reward-model ensembles against over-optimisation).
     """
 
     name: ClassVar[str] = "classifier"
@@ -29,6 +33,8 @@ class ClassifierReward(Reward):
         model: str | None = None,
         category: str = "bird",
         cap: float = 1.0,
+        ensemble: Sequence[str] = (),
+        aggregate: Literal["mean", "min"] = "mean",
         device: str | torch.device | None = None,
     ) -> None:
         """
@@ -40,6 +46,10 @@ class ClassifierReward(Reward):
                 classifier is confident enough about scores the same, so the policy is pushed
                 to fix the ones it does not recognise rather than toward the classifier's
                 most confident (and least varied) drawings. 1 (default): the probability.
+            ensemble: more classifier directories scored alongside ``model``; each must know
+                ``category``. Empty (default): ``model`` alone.
+            aggregate: how the ensemble's probabilities combine: ``"mean"`` (default) or
+                ``"min"`` (the least sure classifier).
             device: where the classifier runs (None = cpu).
         """
         from sketchrl.classifiers import load_classifier
@@ -51,19 +61,32 @@ class ClassifierReward(Reward):
             )
         if not 0.0 < cap <= 1.0:
             raise ConfigError(f"the classifier reward's cap must be in (0, 1], got {cap}")
+        if aggregate not in ("mean", "min"):
+            raise ConfigError(
+                f"the classifier reward's aggregate must be mean or min, got {aggregate!r}"
+            )
         self.cap = float(cap)
+        self.aggregate = aggregate
         self.device = resolve_device(device)
         self.render_options = QUICKDRAW_OPTIONS
-        self.classifier = load_classifier(model, device=self.device)
-        if category not in self.classifier.categories:
-            raise ConfigError(
-                f"category {category!r} is not one of the classifier's categories "
-                f"({', '.join(self.classifier.categories)})"
-            )
         self.category = category
-        self.category_index = self.classifier.categories.index(category)
+        self.classifiers, self.category_indices = [], []
+        for directory in [model, *ensemble]:
+            classifier = load_classifier(directory, device=self.device)
+            if category not in classifier.categories:
+                raise ConfigError(
+                    f"category {category!r} is not one of the categories of classifier "
+                    f"{directory} ({', '.join(classifier.categories)})"
+                )
+            self.classifiers.append(classifier)
+            self.category_indices.append(classifier.categories.index(category))
         self.ink = 1.0 if self.render_options.ink_on_black else 0.0
 
     def __call__(self, images: torch.Tensor, sketches: Sequence[np.ndarray]) -> torch.Tensor:
-        probabilities = self.classifier.predict_proba(self.check_images(images), ink=self.ink)
-        return probabilities[:, self.category_index].float().clamp(max=self.cap).contiguous()
+        images = self.check_images(images)
+        probabilities = torch.stack([
+            classifier.predict_proba(images, ink=self.ink)[:, index].float()
+            for classifier, index in zip(self.classifiers, self.category_indices, strict=True)
+        ])
+        combined = probabilities.mean(0) if self.aggregate == "mean" else probabilities.amin(0)
+        return combined.clamp(max=self.cap).contiguous()

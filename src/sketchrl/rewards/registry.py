@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from sketchrl.config import parse_value
+from sketchrl.config import UNION_TYPES, parse_value
 from sketchrl.errors import ConfigError
 from sketchrl.rewards.base import Reward, WeightedSum
 from sketchrl.rewards.classifier import ClassifierReward
@@ -72,8 +72,8 @@ def _parse_strings(factory: Callable[..., Reward], options: dict[str, Any]) -> d
     for key, value in options.items():
         hint = hints.get(key)
         if isinstance(value, str) and hint is not None and hint is not str:
-            args = typing.get_args(hint)
-            if str not in args:  # `str | None` stays a string
+            is_union = typing.get_origin(hint) in UNION_TYPES
+            if not (is_union and str in typing.get_args(hint)):  # `str | None` stays a string
                 parsed[key] = parse_value(value, _simplify_hint(hint), key)
     return parsed
 
