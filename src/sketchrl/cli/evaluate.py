@@ -193,7 +193,7 @@ def check_inputs(args: argparse.Namespace, category: str) -> None:
     """Fail before sampling when the reference drawings or the classifier cannot be had."""
     from sketchrl.assets import resolve
     from sketchrl.evaluate import parse_reference
-    from sketchrl.evaluate.evaluate import load_evaluation_classifier
+    from sketchrl.evaluate.judge import load_evaluation_classifier
 
     resolve(f"quickdraw:{parse_reference(args.reference)}/numpy_bitmap", progress=not args.quiet)
     if args.classifier is not None:
