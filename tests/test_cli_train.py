@@ -85,7 +85,7 @@ def test_metrics_log_rewrites_tensorboard_from_the_kept_rows(tmp_path):
 @pytest.mark.slow
 def test_steer_best_runs_as_written_and_resumes_exactly_after_a_kill(tmp_path,
                                                                      untrained_classifier_dir):
-    """experiments/offline/steer_best.toml from a folder with runs/classifier-reward (shortened
+    """experiments/offline/steer_best.toml from a folder with its reward classifiers (shortened
     episodes); `kill -9` after the second checkpoint, then --resume: the same policy, bit for bit,
     as the run that was never interrupted."""
     import os
@@ -97,7 +97,8 @@ def test_steer_best_runs_as_written_and_resumes_exactly_after_a_kill(tmp_path,
     from pathlib import Path
 
     best = Path(__file__).resolve().parents[1] / "experiments" / "offline" / "steer_best.toml"
-    shutil.copytree(untrained_classifier_dir, tmp_path / "runs" / "classifier-reward")
+    for name in ("classifier-reward", "classifier-reward-s1", "classifier-reward-s2"):
+        shutil.copytree(untrained_classifier_dir, tmp_path / "runs" / name)
     short = ["--set", "episodes=384", "--set", "max_len=40", "--set", "checkpoint_every=1",
              "--set", "warmup_batches=1", "--set", "device=cpu"]
 
