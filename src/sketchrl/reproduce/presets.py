@@ -210,7 +210,8 @@ OFFLINE_TASKS = (
 SOUP = Soup("grpo", "ppo", 0.25, per_task=(("steer", 0.5),))
 #: The offline methods: the paper's REINFORCE and the settings of GRPO and PPO chosen on the
 #: tuning seeds (100-104; never the study's seeds), as experiments/offline/*.toml. GRPO's are
-#: also each task's best (experiments/offline/<task>_best.toml). recognize: the highest judge
+#: also each task's best (experiments/offline/<task>_best.toml; steer's best averages the
+#: reward over three classifiers, which the studies do not use yet). recognize: the highest judge
 #: rate among the settings that kept >= 95% of the pretrained recall over 5 tuning seeds;
 #: steer: the highest among those that kept at least the pretrained recall over 3 (for GRPO
 #: and PPO alike the classifier reward capped at 0.9, README "What was tried"). The soup mixes
