@@ -63,17 +63,23 @@ def isolated_sketchrl_env(tmp_path_factory, monkeypatch):
         monkeypatch.setenv("SKETCHRL_ASSET_URL", str(SHARED_ASSETS))
 
 
-@pytest.fixture
-def untrained_classifier_dir(tmp_path):
-    """A saved owl/bird/cat CNN classifier with random weights and non-trivial batch norm."""
+def save_random_classifier(directory, categories=("owl", "bird", "cat"), seed: int = 0):
+    """Save a CNN classifier of ``categories`` with random weights (from ``seed``) and
+    non-trivial batch norm into ``directory``; returns the directory."""
     from sketchrl.classifiers import ClassifierConfig, build_classifier, save_classifier
 
-    torch.manual_seed(0)
-    config = ClassifierConfig(categories=["owl", "bird", "cat"], arch="cnn")
+    torch.manual_seed(seed)
+    config = ClassifierConfig(categories=list(categories), arch="cnn")
     classifier = build_classifier(config.arch, config.categories)
     with torch.no_grad():
         classifier.train()(torch.rand(8, 1, 28, 28))
-    return save_classifier(classifier.eval(), config, tmp_path / "classifier")
+    return save_classifier(classifier.eval(), config, directory)
+
+
+@pytest.fixture
+def untrained_classifier_dir(tmp_path):
+    """A saved owl/bird/cat CNN classifier with random weights and non-trivial batch norm."""
+    return save_random_classifier(tmp_path / "classifier")
 
 
 @pytest.fixture

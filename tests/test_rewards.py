@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import save_random_classifier
 from PIL import Image
 from scipy.ndimage import gaussian_filter
 
@@ -294,21 +295,10 @@ def test_classifier_reward_cap_flattens_only_the_confident(untrained_classifier_
     assert (capped == cap).sum() >= 2 and (capped < cap).sum() >= 1
 
 
-def _second_classifier(directory, tmp_path, categories=("cat", "bird", "owl")):
-    """A second saved CNN (other random weights, categories in another order)."""
-    from sketchrl.classifiers import ClassifierConfig, build_classifier, save_classifier
-
-    torch.manual_seed(1)
-    config = ClassifierConfig(categories=list(categories), arch="cnn")
-    classifier = build_classifier(config.arch, config.categories)
-    with torch.no_grad():
-        classifier.train()(torch.rand(8, 1, 28, 28))
-    return str(save_classifier(classifier.eval(), config, tmp_path / "second"))
-
-
 def test_classifier_ensemble_combines_each_networks_probability(untrained_classifier_dir,
                                                                   tmp_path):
-    second = _second_classifier(untrained_classifier_dir, tmp_path)
+    # other random weights, the categories in another order
+    second = str(save_random_classifier(tmp_path / "second", ("cat", "bird", "owl"), seed=1))
     sketches = [square(), zigzag(30), square(3, 2), zigzag(7)]
     first_alone = build_reward("classifier", {"model": str(untrained_classifier_dir),
                                               "category": "bird"}).score(sketches)
@@ -327,7 +317,7 @@ def test_classifier_ensemble_combines_each_networks_probability(untrained_classi
 
 def test_classifier_ensemble_needs_the_category_in_every_network(untrained_classifier_dir,
                                                                  tmp_path):
-    second = _second_classifier(untrained_classifier_dir, tmp_path, ("cat", "dog"))
+    second = str(save_random_classifier(tmp_path / "second", ("cat", "dog"), seed=1))
     with pytest.raises(ConfigError, match="second"):
         build_reward("classifier", {"model": str(untrained_classifier_dir), "category": "bird",
                                     "ensemble": [second]})
