@@ -131,6 +131,11 @@ class RLConfig(Config):
     kl_log_every: int = 10
     # Save the policy and the resume state every this many batches (and at the end).
     checkpoint_every: int = 25
+    # Weight averaging (0: off): the run's model files hold an exponential moving average of
+    # the policy's weights over its updates instead of the last weights; an update's weights
+    # count half as much ema_half_life episodes later. The average starts at the starting
+    # policy; the last weights go to last_policy/ beside it. Training itself is unchanged.
+    ema_half_life: float = 0.0
     # Torch device: "cpu", "cuda", or "auto" (cuda when available).
     device: str = "auto"
 
@@ -189,6 +194,7 @@ class RLConfig(Config):
             (self.grad_clip > 0, "grad_clip must be > 0"),
             (self.kl_log_every >= 1, "kl_log_every must be >= 1"),
             (self.checkpoint_every >= 1, "checkpoint_every must be >= 1"),
+            (self.ema_half_life >= 0, "ema_half_life must be >= 0 (0: no weight average)"),
             (self.device in ("auto", "cpu") or self.device.startswith("cuda"),
              "device must be auto, cpu or cuda[:N]"),
         ]

@@ -13,7 +13,13 @@ from sketchrl.models import SketchRNN, load_model, save_model
 from sketchrl.rewards import Reward
 from sketchrl.rl.config import RLConfig
 from sketchrl.rl.plots import save_reward_curves
-from sketchrl.rl.run_files import MetricsLog, RunState, prepare_run_dir, write_run_config
+from sketchrl.rl.run_files import (
+    LAST_POLICY_DIR,
+    MetricsLog,
+    RunState,
+    prepare_run_dir,
+    write_run_config,
+)
 from sketchrl.rl.trainer import Trainer
 
 logger = logging.getLogger(__name__)
@@ -44,7 +50,8 @@ def train(
 ) -> Path:
     """Run (or resume) a fine-tuning run writing into ``out_dir``; returns ``out_dir``.
 
-    Writes the current policy (``model.safetensors`` + ``model_config.json``) and the resume
+    Writes the current policy (``model.safetensors`` + ``model_config.json``; with
+    ``ema_half_life`` > 0 its weight average, the last weights in ``last_policy/``) and the resume
     state every ``checkpoint_every`` batches and at the end, ``rl_config.json``, one
     ``metrics.csv`` row per batch, TensorBoard scalars under ``tb/``, and at the end
     ``reward_curve.png`` and ``DONE``.
@@ -103,11 +110,14 @@ def train_run(config: RLConfig, out_dir: str | Path, *, resume: bool = False,
 
 def save_checkpoint(trainer: Trainer, out_dir: Path, elapsed: float, attempts: int) -> None:
     """Resume state (with the policy, in one atomic file), then the policy at the top level of
-    ``out_dir`` (loadable as a model); a kill between the two resumes from the state."""
+    ``out_dir`` (loadable as a model; with ``ema_half_life`` the weight average, and the last
+    weights in ``last_policy/``); a kill between them resumes from the state."""
     state: RunState = trainer.state()
     state.elapsed, state.attempts = elapsed, attempts
     state.save(out_dir)
-    save_model(trainer.policy, out_dir)
+    if trainer.average is not None:
+        save_model(trainer.policy, out_dir / LAST_POLICY_DIR)
+    save_model(trainer.output_policy, out_dir)
 
 
 def progress_bar(config: RLConfig, initial: int, enabled: bool):

@@ -22,12 +22,14 @@ from sketchrl.rl.config import RLConfig
 CONFIG_FILE = "rl_config.json"
 METRICS_FILE = "metrics.csv"
 STATE_FILE = Path("checkpoints") / "state.pt"
+# With a weight average, the policy's last weights (a loadable model) beside the average's.
+LAST_POLICY_DIR = "last_policy"
 # Keys a resumed run may change (they do not alter what was already trained).
 RESUMABLE_CHANGES = ("episodes", "checkpoint_every", "device", "kl_log_every")
 # Everything a run writes (a folder holding only these belongs to a sketchrl run).
 RUN_FILES = {CONFIG_FILE, METRICS_FILE, "tb", "checkpoints", "model.safetensors",
              "model.safetensors.tmp",
-             "model_config.json", "reward_curve.png", "DONE"}
+             "model_config.json", "reward_curve.png", "DONE", LAST_POLICY_DIR}
 
 
 @dataclasses.dataclass
@@ -42,6 +44,8 @@ class RunState:
     # so a kill between writing it and model.safetensors cannot pair weights and optimiser
     # state of different batches (empty in states written before it was added).
     policy: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # The weight average's state (``ema_half_life`` > 0; else empty).
+    average: dict[str, Any] = dataclasses.field(default_factory=dict)
     elapsed: float = 0.0  # seconds of training up to this checkpoint, over all attempts
     attempts: int = 1  # how many times the run was started (1 + resumes)
 

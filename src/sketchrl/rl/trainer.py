@@ -20,6 +20,7 @@ import math
 from collections.abc import Iterator
 
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from sketchrl.devices import resolve_device
 from sketchrl.memory import retain_freed_memory
@@ -108,6 +109,18 @@ def clipped_share(parameters: list[torch.Tensor], bound: float) -> torch.Tensor:
     return beyond.double() / sum(g.numel() for g in grads)
 
 
+def weight_average(policy: SketchRNN, config: RLConfig) -> AveragedModel | None:
+    """An exponential moving average of ``policy``'s weights, starting at them (None when
+    ``ema_half_life`` is 0). Each update batch moves it towards the policy by
+    ``1 - 0.5 ** (batch_size / ema_half_life)``."""
+    if config.ema_half_life <= 0:
+        return None
+    decay = 0.5 ** (config.batch_size / config.ema_half_life)
+    average = AveragedModel(policy, multi_avg_fn=get_ema_multi_avg_fn(decay))
+    average.update_parameters(policy)  # the first update copies: the average starts here
+    return average
+
+
 class Trainer:
     """Runs batches of any registered algorithm (the config's ``algorithm``)."""
 
@@ -136,8 +149,14 @@ class Trainer:
         if extra:
             groups.append({"params": extra, "lr": config.value_lr})
         self.optimizer = torch.optim.Adam(groups)
+        self.average = weight_average(self.policy, config)
         self.batch_index = 0
         self.updates = 0  # optimiser steps taken (for the learning-rate warm-up)
+
+    @property
+    def output_policy(self) -> SketchRNN:
+        """What the run's model files hold: the weight average, or the policy itself."""
+        return self.average.module if self.average is not None else self.policy
 
     @property
     def metric_names(self) -> tuple[str, ...]:
@@ -278,6 +297,8 @@ class Trainer:
             if config.forward_kl_beta > 0:
                 batch.start_samples = self.sample_start(generator)
             row.update(self.update(batch, generator, one_pass))
+            if self.average is not None:
+                self.average.update_parameters(self.policy)
         else:
             row.update(self.algorithm.observe(batch))
         row.update(self.batch_statistics(batch))
@@ -316,8 +337,10 @@ class Trainer:
 
     # -- state for --resume -------------------------------------------------------------------
     def state(self) -> RunState:
+        average = cpu_state_dict(self.average) if self.average is not None else {}
         return RunState(batch_index=self.batch_index, optimizer=self.optimizer.state_dict(),
-                        modules=self.algorithm.state_dict(), policy=cpu_state_dict(self.policy))
+                        modules=self.algorithm.state_dict(), policy=cpu_state_dict(self.policy),
+                        average=average)
 
     def load_state(self, state: RunState) -> None:
         """Continue from ``state`` (the policy too, when the state holds it)."""
@@ -329,3 +352,5 @@ class Trainer:
                         * config.epochs * config.minibatches)
         self.optimizer.load_state_dict(state.optimizer)
         self.algorithm.load_state_dict(state.modules)
+        if self.average is not None:
+            self.average.load_state_dict(state.average)
