@@ -26,6 +26,8 @@ sketchrl/rl/config.py):
                       gae_lambda, value_coef, value_clip, value_lr, value_hidden
   dense rewards       dense_every (0 = sparse), gamma, dense_normalize, credit
                       (episode|reward_to_go), dense_frame (prefix|final)
+  output              ema_half_life (episodes; > 0: the model files hold a moving average
+                      of the weights, the last ones in last_policy/)
   the rest            grad_clip, share_z, kl_log_every, checkpoint_every
 
 examples:
