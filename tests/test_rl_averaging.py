@@ -9,7 +9,15 @@ import torch
 from sketchrl.errors import ConfigError
 from sketchrl.models import load_model
 from sketchrl.rl import Trainer, load_rl_config, train
-from tests.test_rl_trainer import InkReward, parameters, read_metrics, tiny_config, tiny_vae
+from tests.test_rl_trainer import (
+    InkReward,
+    assert_resume_continues_exactly,
+    encoder_parameter_names,
+    parameters,
+    read_metrics,
+    tiny_config,
+    tiny_vae,
+)
 
 
 def assert_same_weights(model: torch.nn.Module, expected: dict[str, torch.Tensor],
@@ -54,29 +62,22 @@ def test_training_is_unchanged_and_the_model_files_hold_the_average(tmp_path):
           progress=False)
     assert read_metrics(plain / "metrics.csv") == read_metrics(averaged / "metrics.csv")
     assert_same_weights(load_model(averaged / "last_policy"), parameters(load_model(plain)))
-    average, start, last = load_model(averaged), tiny_vae(), parameters(load_model(plain))
-    encoder = {name for name, value in start.named_parameters()
-               if any(value is p for p in start.encoder_parameters())}
+    average, last = load_model(averaged), parameters(load_model(plain))
+    start = parameters(tiny_vae())
+    encoder = encoder_parameter_names(tiny_vae())
     for name, value in parameters(average).items():
         if name in encoder:  # frozen: the average of the start is the start
-            torch.testing.assert_close(value, parameters(start)[name], rtol=0, atol=0)
+            torch.testing.assert_close(value, start[name], rtol=0, atol=0)
     assert any(not torch.equal(value, last[name])
                for name, value in parameters(average).items() if name not in encoder)
 
 
 def test_resume_continues_the_average_exactly(tmp_path):
-    settings = dict(algorithm="grpo", group_size=4, epochs=2, ema_half_life=20.0)
-    train(tiny_config(episodes=6 * 8, **settings), tmp_path / "straight", policy=tiny_vae(),
-          reward=InkReward(), progress=False)
-    train(tiny_config(episodes=2 * 8, **settings), tmp_path / "resumed", policy=tiny_vae(),
-          reward=InkReward(), progress=False)
-    train(tiny_config(episodes=6 * 8, **settings), tmp_path / "resumed", policy=tiny_vae(),
-          reward=InkReward(), resume=True, progress=False)
-    for folder in ("", "last_policy"):
-        straight = parameters(load_model(tmp_path / "straight" / folder))
-        assert_same_weights(load_model(tmp_path / "resumed" / folder), straight)
-    assert (read_metrics(tmp_path / "straight" / "metrics.csv")
-            == read_metrics(tmp_path / "resumed" / "metrics.csv"))
+    """Both the average (the model files) and the last weights resume bit for bit."""
+    assert_resume_continues_exactly(tmp_path, algorithm="grpo", group_size=4, epochs=2,
+                                    ema_half_life=20.0)
+    for run in ("straight", "resumed"):
+        assert (tmp_path / run / "last_policy" / "model.safetensors").exists()
 
 
 def test_negative_half_life_is_refused():

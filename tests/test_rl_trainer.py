@@ -16,6 +16,7 @@ from sketchrl.models import SketchRNN, SketchRNNConfig, load_model, save_model
 from sketchrl.render import RenderOptions
 from sketchrl.rewards import Reward
 from sketchrl.rl import RLConfig, Trainer, read_metrics, train
+from sketchrl.rl.run_files import LAST_POLICY_DIR
 
 
 class InkReward(Reward):
@@ -51,9 +52,17 @@ def parameters(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {name: value.detach().clone() for name, value in model.named_parameters()}
 
 
+def encoder_parameter_names(model: SketchRNN) -> set[str]:
+    """Names of the encoder's parameters (frozen by fine-tuning)."""
+    return {name for name, value in model.named_parameters()
+            if any(value is p for p in model.encoder_parameters())}
+
+
 def assert_resume_continues_exactly(out: Path, **settings) -> list[dict[str, str]]:
-    """Train 6 batches straight, and 2 then resumed to 6: the same weights and metrics bit for
-    bit. Returns the straight run's metric rows."""
+    """Train 6 batches straight, and 2 then resumed to 6: the same weights (the model files,
+    and the resumed policy against the straight run's last weights, which are in
+    ``last_policy/`` when the files hold a weight average) and metrics bit for bit. Returns
+    the straight run's metric rows."""
     config = tiny_config(episodes=6 * 8, **settings)
     train(config, out / "straight", policy=tiny_vae(), reward=InkReward(), progress=False)
     train(tiny_config(episodes=2 * 8, **settings), out / "resumed", policy=tiny_vae(),
@@ -61,9 +70,13 @@ def assert_resume_continues_exactly(out: Path, **settings) -> list[dict[str, str
     resumed = tiny_vae()
     train(config, out / "resumed", policy=resumed, reward=InkReward(), resume=True,
           progress=False)
-    straight = load_model(out / "straight")
+    last_weights = out / "straight" / LAST_POLICY_DIR
+    straight = load_model(last_weights if last_weights.exists() else out / "straight")
     for name, value in parameters(straight).items():
         torch.testing.assert_close(parameters(resumed)[name], value, rtol=0, atol=0)
+    for name, value in parameters(load_model(out / "straight")).items():
+        torch.testing.assert_close(parameters(load_model(out / "resumed"))[name], value,
+                                   rtol=0, atol=0)
     rows = [read_metrics(out / run / "metrics.csv") for run in ("straight", "resumed")]
     assert rows[0] == rows[1]
     return rows[0]
@@ -72,8 +85,7 @@ def assert_resume_continues_exactly(out: Path, **settings) -> list[dict[str, str
 def test_only_decoder_parameters_change(tmp_path):
     policy = tiny_vae()
     before = parameters(policy)
-    encoder_names = {n for n, p in policy.named_parameters()
-                     if any(p is q for q in policy.encoder_parameters())}
+    encoder_names = encoder_parameter_names(policy)
     assert encoder_names, "the VAE must have encoder parameters for this test to mean anything"
     train(tiny_config(), tmp_path / "run", policy=policy, reward=InkReward(), progress=False)
     after = parameters(policy)
