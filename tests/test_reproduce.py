@@ -45,24 +45,34 @@ def test_offline_full_preset_trains_what_the_experiment_files_say(tmp_path):
                             EXPERIMENTS / "offline" / f"{task.name}_{method.name}.toml")
 
 
-def test_each_tasks_best_file_is_its_grpo_method(tmp_path):
-    """recognize's best is the studies' GRPO with a weight average; steer's is GRPO with a
-    reward ensemble."""
+def changed_keys(path: Path, base: Path) -> dict:
+    """The keys whose values differ between two run config files, with ``path``'s values."""
+    config, base_config = load_rl_config(path).to_dict(), load_rl_config(base).to_dict()
+    return {key: value for key, value in config.items() if base_config[key] != value}
+
+
+def test_each_tasks_best_file_is_its_grpo_method_plus_the_chosen_keys(tmp_path):
+    """recognize's best is the studies' GRPO with k2, a higher lr and a weight average; steer's
+    is GRPO with a reward ensemble."""
+    offline = EXPERIMENTS / "offline"
+    assert changed_keys(offline / "recognize_best.toml", offline / "recognize_grpo.toml") == {
+        "kl_estimator": "k2", "lr": 4.5e-5, "ema_half_life": 1000}
     study = Study(get_preset("offline-full"), tmp_path)
-    for task in study.preset.tasks:
-        best = EXPERIMENTS / "offline" / f"{task.name}_best.toml"
-        if task.name == "recognize":
-            assert load_rl_config(best).ema_half_life == 1000
-            without = tmp_path / "recognize_best_without_average.toml"
-            without.write_text(best.read_text().replace("ema_half_life = ", "# ema_half_life = "))
-            best = without
-        if task.name == "steer":
-            ensemble = load_rl_config(best).reward_options.pop("ensemble")
-            assert ensemble == ["runs/classifier-reward-s1", "runs/classifier-reward-s2"]
-            without = tmp_path / "steer_best_one_classifier.toml"
-            without.write_text(best.read_text().replace("ensemble = ", "# ensemble = "))
-            best = without
-        assert_same_run(study, task, study.preset.method("grpo"), best)
+    steer = next(task for task in study.preset.tasks if task.name == "steer")
+    best = offline / "steer_best.toml"
+    ensemble = load_rl_config(best).reward_options.pop("ensemble")
+    assert ensemble == ["runs/classifier-reward-s1", "runs/classifier-reward-s2"]
+    without = tmp_path / "steer_best_one_classifier.toml"
+    without.write_text(best.read_text().replace("ensemble = ", "# ensemble = "))
+    assert_same_run(study, steer, study.preset.method("grpo"), without)
+
+
+def test_the_recognize_soup_files_are_the_studys_runs_at_half_the_episodes():
+    offline = EXPERIMENTS / "offline"
+    assert changed_keys(offline / "recognize_soup_grpo.toml", offline / "recognize_grpo.toml") == {
+        "episodes": 2500, "kl_estimator": "k2"}
+    assert changed_keys(offline / "recognize_soup_ppo.toml", offline / "recognize_ppo.toml") == {
+        "episodes": 2500}
 
 
 def test_the_main_job_is_offline_full_with_fewer_episodes_and_no_sweep(tmp_path):
