@@ -32,6 +32,26 @@ def test_resume_of_a_folder_without_a_run_says_so(tmp_path, capsys):
     assert not (tmp_path / "nothing").exists()
 
 
+def test_threads_are_checked_before_anything_is_written_and_then_used(tmp_path, config_file,
+                                                                     capsys):
+    import torch
+
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(config_file), "--threads", "0", "--out", str(out),
+                 "--quiet"]) == 2
+    assert "--threads 0: use a positive count" in capsys.readouterr().err
+    assert not out.exists()
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert main(["train", "--config", str(config_file), "--set", "episodes=16", "--threads",
+                     "1", "--out", str(out), "--quiet"]) == 0
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    assert len(read_metrics(out / "metrics.csv")) == 2
+
+
 def test_a_run_killed_before_its_first_checkpoint_points_to_resume(tmp_path, config_file,
                                                                   capsys):
     out = tmp_path / "run"

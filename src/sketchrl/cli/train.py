@@ -34,6 +34,8 @@ examples:
   sketchrl train --config experiments/offline/steer_best.toml --out runs/steer
   sketchrl train --config experiments/offline/recognize_reinforce.toml --set seed=1 --out runs/r1
   sketchrl train --out runs/steer --resume          # continue an interrupted run
+  sketchrl train --config experiments/offline/recognize_best.toml --threads 1 --out runs/b
+                                                    # the README's runs used 1 thread
 """
 
 
@@ -64,11 +66,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--resume", action="store_true",
         help="continue the run in --out from its last checkpoint (uses its saved config)",
     )
+    parser.add_argument(
+        "--threads", type=int, default=None,
+        help="CPU threads for torch (default: torch's choice); a run's numbers depend on it, so "
+        "rerun with the same count to get the same model",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.threads is not None and args.threads < 1:
+        raise ConfigError(f"--threads {args.threads}: use a positive count")
     from sketchrl.rl import RLConfig, apply_overrides, load_rl_config, read_metrics, train_run
 
     saved = args.out / CONFIG_FILE
@@ -81,6 +90,10 @@ def run(args: argparse.Namespace) -> int:
         config = apply_overrides(RLConfig.load_json(saved), args.overrides)
     else:
         config = load_rl_config(args.config, args.overrides)
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
     summary = train_run(config, args.out, resume=args.resume, progress=not args.quiet)
     rows = read_metrics(summary.out_dir / "metrics.csv")
     print(summarize(rows, config, summary))
