@@ -72,11 +72,12 @@ def assert_resume_continues_exactly(out: Path, **settings) -> list[dict[str, str
           progress=False)
     last_weights = out / "straight" / LAST_POLICY_DIR
     straight = load_model(last_weights if last_weights.exists() else out / "straight")
+    resumed_weights = parameters(resumed)
     for name, value in parameters(straight).items():
-        torch.testing.assert_close(parameters(resumed)[name], value, rtol=0, atol=0)
+        torch.testing.assert_close(resumed_weights[name], value, rtol=0, atol=0)
+    resumed_files = parameters(load_model(out / "resumed"))
     for name, value in parameters(load_model(out / "straight")).items():
-        torch.testing.assert_close(parameters(load_model(out / "resumed"))[name], value,
-                                   rtol=0, atol=0)
+        torch.testing.assert_close(resumed_files[name], value, rtol=0, atol=0)
     rows = [read_metrics(out / run / "metrics.csv") for run in ("straight", "resumed")]
     assert rows[0] == rows[1]
     return rows[0]

@@ -160,12 +160,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+def check_threads(threads: int | None) -> None:
+    """A --threads option's value: None (torch's choice) or a positive count."""
+    if threads is not None and threads < 1:
+        raise ConfigError(f"--threads {threads}: use a positive count")
+
+
 def run(args: argparse.Namespace) -> int:
     """Check the options and --out, load the model, sample, and write the files."""
     if args.grid < 0:
         raise ConfigError(f"--grid {args.grid}: use 0 (no grid) or a positive count")
-    if args.threads is not None and args.threads < 1:
-        raise ConfigError(f"--threads {args.threads}: use a positive count")
+    check_threads(args.threads)
     temperature = temperature_from_args(args)
     from sketchrl.data.common import writable_directory
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from sketchrl.cli.sample import check_threads
 from sketchrl.errors import ConfigError
 
 CONFIG_FILE = "rl_config.json"  # sketchrl.rl.run_files.CONFIG_FILE (not imported: start-up)
@@ -76,8 +77,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.threads is not None and args.threads < 1:
-        raise ConfigError(f"--threads {args.threads}: use a positive count")
+    check_threads(args.threads)
     from sketchrl.rl import RLConfig, apply_overrides, load_rl_config, read_metrics, train_run
 
     saved = args.out / CONFIG_FILE
