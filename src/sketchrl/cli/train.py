@@ -14,12 +14,14 @@ EPILOG = """\
 config keys (TOML; defaults are the paper's REINFORCE; every key is commented in
 sketchrl/rl/config.py):
   policy and budget   model, reward + [reward_options], episodes, batch_size, group_size,
-                      lr, lr_warmup, warmup_batches, seed, device
+                      lr, lr_warmup, lr_end (linear decay to lr x lr_end),
+                      warmup_batches, seed, device
   sampling            temperature, pen_temperature, temperature_semantics (paper|magenta-js),
                       max_len, prefix_from, prefix_fraction
   algorithm           algorithm (reinforce|grpo|ppo); reinforce: advantage, kl_coef;
                       grpo/ppo: epochs, minibatches, clip_low, clip_high, scale_rewards
-                      (group|batch|none); all: kl_beta + kl_estimator
+                      (group|batch|none), max_approx_kl (stop a batch's steps once
+                      the policy moved this far); all: kl_beta + kl_estimator
                       (k3|k2|k3_clamped|k3_truncated; KL to the start policy),
                       kl_target + kl_horizon (adapt kl_beta towards a KL in nats
                       per sketch), forward_kl_beta + forward_kl_episodes (KL from

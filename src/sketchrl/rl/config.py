@@ -47,6 +47,9 @@ class RLConfig(Config):
     # Optimiser steps over which the policy's learning rate ramps linearly up to lr (0 = from
     # the first step). Adam's first steps move every weight by about lr, whatever its gradient.
     lr_warmup: int = 0
+    # The learning rate falls linearly over the update batches, from lr at the first to
+    # lr x lr_end at the end of the run (1 = constant; 0 = annealed to zero, as CleanRL's PPO).
+    lr_end: float = 1.0
     # First batches that are sampled and scored but change no weight.
     warmup_batches: int = 3
     # -- sampling --------------------------------------------------------------------------------
@@ -77,6 +80,10 @@ class RLConfig(Config):
     # grpo/ppo: the importance ratio is clipped to [1 - clip_low, 1 + clip_high] (DAPO).
     clip_low: float = 0.2
     clip_high: float = 0.28
+    # grpo/ppo: skip a batch's remaining optimiser steps once a minibatch's approx_kl to the
+    # sampling policy exceeds this (a trust region by early stopping, as Stable-Baselines3's
+    # target_kl; 0 = never). The first step of a batch is on-policy and always taken.
+    max_approx_kl: float = 0.0
     # Per-step KL to the frozen starting policy in the loss, times kl_beta; estimated by k3
     # (GRPO's; as a loss, its gradient is the forward KL's weighted by p_start / p) or k2
     # ((log p - log p_start)^2 / 2, whose gradient is the reverse KL's), k3_clamped (k3
@@ -164,6 +171,8 @@ class RLConfig(Config):
             (self.group_size_resolved >= 2, "group_size must be >= 2 (advantages compare "
                                             "episodes within a group)"),
             (self.lr > 0 and self.lr_warmup >= 0, "lr must be > 0 and lr_warmup >= 0"),
+            (0.0 <= self.lr_end <= 1.0, "lr_end must be in [0, 1] (a fraction of lr)"),
+            (self.max_approx_kl >= 0, "max_approx_kl must be >= 0 (0 = never stop early)"),
             (self.temperature > 0, "temperature must be > 0"),
             (self.pen_temperature is None or self.pen_temperature > 0,
              "pen_temperature must be > 0 (or unset)"),

@@ -161,7 +161,8 @@ class Trainer:
     @property
     def metric_names(self) -> tuple[str, ...]:
         forward = ("forward_kl",) if self.config.forward_kl_beta > 0 else ()
-        return BASE_METRICS + tuple(self.algorithm.metric_names) + forward
+        stops = ("update_steps",) if self.config.max_approx_kl else ()
+        return BASE_METRICS + tuple(self.algorithm.metric_names) + forward + stops
 
     def batch_generator(self) -> torch.Generator:
         return torch.Generator(device=self.device).manual_seed(
@@ -244,6 +245,9 @@ class Trainer:
                 else:
                     terms = policy_terms(self.policy, batch.rollout, self.temperature, index)
                 loss, metrics = self.algorithm.loss(batch, terms)
+                if self.beyond_trust_region(metrics, totals):
+                    self.updates += config.epochs * config.minibatches - len(totals["loss"])
+                    return self.update_metrics(totals)
                 if start_index is not None:
                     forward_loss, metrics["forward_kl"] = forward_kl_terms(
                         self.policy, batch.start_samples, self.temperature, start_index)
@@ -251,7 +255,21 @@ class Trainer:
                 metrics.update(loss=float(loss.detach()), **self.step(loss))
                 for key, value in metrics.items():
                     totals.setdefault(key, []).append(value)
-        return {key: sum(values) / len(values) for key, values in totals.items()}
+        return self.update_metrics(totals)
+
+    def beyond_trust_region(self, metrics: dict[str, float],
+                            totals: dict[str, list[float]]) -> bool:
+        """Whether ``max_approx_kl`` stops this batch before the step whose ``metrics`` these
+        are (never before its first step)."""
+        limit = self.config.max_approx_kl
+        return bool(limit and totals and metrics.get("approx_kl", 0.0) > limit)
+
+    def update_metrics(self, totals: dict[str, list[float]]) -> dict[str, float]:
+        """Mean of each metric over the batch's steps, and how many steps were taken."""
+        means = {key: sum(values) / len(values) for key, values in totals.items()}
+        if self.config.max_approx_kl:
+            means["update_steps"] = len(totals["loss"])
+        return means
 
     def step(self, loss: torch.Tensor) -> dict[str, float]:
         """One optimiser step; returns the policy's gradient norm before clipping
@@ -280,9 +298,16 @@ class Trainer:
         return {"grad_norm": norm, "grad_clipped": clipped}
 
     def current_lr(self) -> float:
-        """The policy's learning rate for the next step (``lr_warmup``'s linear ramp)."""
-        warmup = self.config.lr_warmup
-        return self.config.lr * min(1.0, (self.updates + 1) / warmup) if warmup else self.config.lr
+        """The policy's learning rate for the next step: ``lr_warmup``'s linear ramp over
+        the steps times ``lr_end``'s linear decay over the update batches."""
+        config = self.config
+        lr = config.lr * min(1.0, (self.updates + 1) / config.lr_warmup) if config.lr_warmup \
+            else config.lr
+        if config.lr_end < 1.0:
+            update_batches = config.num_batches - config.warmup_batches
+            progress = (self.batch_index - config.warmup_batches) / update_batches
+            lr *= 1.0 - (1.0 - config.lr_end) * min(1.0, max(0.0, progress))
+        return lr
 
     def run_batch(self) -> dict[str, float | int]:
         """Collect, score and (after the warm-up) update once; returns the batch's log row."""

@@ -28,6 +28,9 @@ class Reinforce(Algorithm):
         if (config.epochs, config.minibatches) != (1, 1):
             raise ConfigError("reinforce takes one on-policy step per batch: use epochs = 1 "
                               "and minibatches = 1, or algorithm = grpo / ppo")
+        if config.max_approx_kl > 0:
+            raise ConfigError("max_approx_kl stops a batch's later optimiser steps; reinforce "
+                              "takes one step per batch: use algorithm = grpo / ppo")
         if config.credit == "reward_to_go" and config.advantage not in STEP_SCALES:
             raise ConfigError(f"credit = reward_to_go works with advantage = "
                               f"{' or '.join(STEP_SCALES)}, not {config.advantage}")
