@@ -53,7 +53,7 @@ def changed_keys(path: Path, base: Path) -> dict:
 
 def test_each_tasks_best_file_is_its_grpo_method_plus_the_chosen_keys(tmp_path):
     """recognize's best is the studies' GRPO with k2, a higher lr and a weight average; steer's
-    is GRPO with a reward ensemble."""
+    is GRPO with a reward ensemble and the learning rate annealed to zero."""
     offline = EXPERIMENTS / "offline"
     assert changed_keys(offline / "recognize_best.toml", offline / "recognize_grpo.toml") == {
         "kl_estimator": "k2", "lr": 4.5e-5, "ema_half_life": 1000}
@@ -62,8 +62,10 @@ def test_each_tasks_best_file_is_its_grpo_method_plus_the_chosen_keys(tmp_path):
     best = offline / "steer_best.toml"
     ensemble = load_rl_config(best).reward_options.pop("ensemble")
     assert ensemble == ["runs/classifier-reward-s1", "runs/classifier-reward-s2"]
+    assert load_rl_config(best).lr_end == 0.0
     without = tmp_path / "steer_best_one_classifier.toml"
-    without.write_text(best.read_text().replace("ensemble = ", "# ensemble = "))
+    without.write_text(best.read_text().replace("ensemble = ", "# ensemble = ")
+                       .replace("lr_end = ", "# lr_end = "))
     assert_same_run(study, steer, study.preset.method("grpo"), without)
 
 
