@@ -206,6 +206,17 @@ def test_resume_continues_to_the_same_weights(tmp_path):
     assert [int(r["batch"]) for r in rows] == [1, 2, 3, 4]
 
 
+def train_killed_then_resumed(config: RLConfig, out: Path, monkeypatch) -> SketchRNN:
+    """Train into ``out`` until the kill a ``kill_on_call`` patch arranged, undo the patch,
+    resume to the end; returns the resumed policy."""
+    with pytest.raises(KeyboardInterrupt):
+        train(config, out, policy=tiny_vae(), reward=InkReward(), progress=False)
+    monkeypatch.undo()
+    resumed = tiny_vae()
+    train(config, out, policy=resumed, reward=InkReward(), resume=True, progress=False)
+    return resumed
+
+
 @pytest.mark.parametrize("failing_write", ["model", "state"])
 def test_a_kill_between_checkpoint_files_resumes_to_the_same_weights(tmp_path, monkeypatch,
                                                                      kill_on_call, failing_write):
@@ -222,13 +233,7 @@ def test_a_kill_between_checkpoint_files_resumes_to_the_same_weights(tmp_path, m
         kill_on_call(run_module, "save_model", 3)
     else:
         kill_on_call(RunState, "save", 3)
-    with pytest.raises(KeyboardInterrupt):
-        train(config, tmp_path / "resumed", policy=tiny_vae(), reward=InkReward(),
-              progress=False)
-    monkeypatch.undo()
-    resumed = tiny_vae()
-    train(config, tmp_path / "resumed", policy=resumed, reward=InkReward(),
-          resume=True, progress=False)
+    resumed = train_killed_then_resumed(config, tmp_path / "resumed", monkeypatch)
     for name, value in parameters(straight).items():
         torch.testing.assert_close(parameters(resumed)[name], value, rtol=0, atol=0)
     rows = read_metrics(tmp_path / "resumed" / "metrics.csv")

@@ -9,7 +9,13 @@ import torch
 from sketchrl.errors import ConfigError
 from sketchrl.rl import Trainer, load_rl_config, read_metrics, train
 from tests.test_rl_lr_warmup import recorded_lrs
-from tests.test_rl_trainer import InkReward, parameters, tiny_config, tiny_vae
+from tests.test_rl_trainer import (
+    InkReward,
+    parameters,
+    tiny_config,
+    tiny_vae,
+    train_killed_then_resumed,
+)
 
 GRPO = dict(algorithm="grpo", group_size=4, epochs=2, minibatches=2)
 
@@ -81,13 +87,7 @@ def test_resume_with_the_decay_and_the_early_stop_continues_exactly(tmp_path, mo
     straight = tiny_vae()
     train(config, tmp_path / "straight", policy=straight, reward=InkReward(), progress=False)
     kill_on_call(RunState, "save", 3)
-    with pytest.raises(KeyboardInterrupt):
-        train(config, tmp_path / "resumed", policy=tiny_vae(), reward=InkReward(),
-              progress=False)
-    monkeypatch.undo()
-    resumed = tiny_vae()
-    train(config, tmp_path / "resumed", policy=resumed, reward=InkReward(), resume=True,
-          progress=False)
+    resumed = train_killed_then_resumed(config, tmp_path / "resumed", monkeypatch)
     for name, value in parameters(straight).items():
         torch.testing.assert_close(parameters(resumed)[name], value, rtol=0, atol=0)
     rows = [read_metrics(tmp_path / run / "metrics.csv") for run in ("straight", "resumed")]
