@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     )
     from sketchrl.classifiers.training import (
         SPLIT_SEED,
+        load_category_bitmaps,
         prepare_data,
         split_category,
         subset_indices,
@@ -47,6 +48,7 @@ _WHERE = {
     "load_input_bitmaps": "predict",
     "save_classifier": "predict",
     "SPLIT_SEED": "training",
+    "load_category_bitmaps": "training",
     "prepare_data": "training",
     "split_category": "training",
     "subset_indices": "training",
@@ -64,6 +66,7 @@ __all__ = [
     "build_classifier",
     "classify_bitmaps",
     "classify_file",
+    "load_category_bitmaps",
     "load_classifier",
     "load_input_bitmaps",
     "prepare_data",

@@ -99,6 +99,29 @@ class QuickDrawClassifier(nn.Module):
             ink: pixel value of ink: 1 (white on black, like ``numpy_bitmap``) or 0 (black on
                 white, ``sketchrl.render``'s default); 0 is flipped before classifying.
         """
+        images = self._ink_one_images(bitmaps, ink)
+        if len(images) == 0:
+            return images.new_zeros((0, len(self.categories)))
+        with torch.no_grad(), _eval_mode(self):
+            return torch.softmax(self(images), dim=1)
+
+    def features(self, bitmaps: torch.Tensor, ink: float = 1.0) -> torch.Tensor:
+        """The input of the network's last linear layer, ``(B, D)`` float32 (128 for ``cnn``,
+        512 for ``resnet18``): the penultimate features. ``bitmaps`` and ``ink`` as in
+        :meth:`predict_proba`."""
+        images = self._ink_one_images(bitmaps, ink)
+        head = [m for m in self.network.modules() if isinstance(m, nn.Linear)][-1]
+        captured: list[torch.Tensor] = []
+        hook = head.register_forward_hook(lambda _m, inputs, _out: captured.append(inputs[0]))
+        try:
+            with torch.no_grad(), _eval_mode(self):
+                self(images)
+        finally:
+            hook.remove()
+        return captured[0].float()
+
+    def _ink_one_images(self, bitmaps: torch.Tensor, ink: float) -> torch.Tensor:
+        """``(B, 1, 28, 28)`` float images with ink 1, on the model's device."""
         if bitmaps.dim() == 3:
             bitmaps = bitmaps.unsqueeze(1)
         if bitmaps.dim() != 4 or tuple(bitmaps.shape[1:]) != (1, BITMAP_SIZE, BITMAP_SIZE):
@@ -110,12 +133,7 @@ class QuickDrawClassifier(nn.Module):
             raise ValueError(f"ink must be 0 or 1, got {ink!r}")
         images = bitmaps.to(self.device)
         images = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
-        if ink == 0:
-            images = 1.0 - images
-        if len(images) == 0:
-            return images.new_zeros((0, len(self.categories)))
-        with torch.no_grad(), _eval_mode(self):
-            return torch.softmax(self(images), dim=1)
+        return 1.0 - images if ink == 0 else images
 
 
 def build_classifier(arch: str, categories: Sequence[str]) -> QuickDrawClassifier:

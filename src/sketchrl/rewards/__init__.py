@@ -1,4 +1,5 @@
-"""Rewards on rendered sketches: SSIM, CLIP, a Quick, Draw! classifier, dense and weighted forms.
+"""Rewards on rendered sketches: SSIM, CLIP, a Quick, Draw! classifier, realism against real
+drawings, dense and weighted forms.
 
 A reward is a :class:`Reward`: ``reward(images, sketches) -> (B,)`` and
 ``reward.score(sketches)`` (renders with ``reward.render_options`` first). Build one by name with
@@ -9,6 +10,7 @@ from sketchrl.rewards.base import Reward, WeightedSum
 from sketchrl.rewards.classifier import ClassifierReward
 from sketchrl.rewards.clip import CLIPReward, build_prompts
 from sketchrl.rewards.dense import DenseReward, checkpoint_lengths, discounted_return
+from sketchrl.rewards.realism import RealismReward
 from sketchrl.rewards.registry import REWARDS, build_reward, reward_options
 from sketchrl.rewards.ssim import SSIMReward, load_target_image
 
@@ -17,6 +19,7 @@ __all__ = [
     "CLIPReward",
     "ClassifierReward",
     "DenseReward",
+    "RealismReward",
     "Reward",
     "SSIMReward",
     "WeightedSum",

@@ -14,6 +14,7 @@ from sketchrl.errors import ConfigError
 from sketchrl.rewards.base import Reward, WeightedSum
 from sketchrl.rewards.classifier import ClassifierReward
 from sketchrl.rewards.clip import CLIPReward
+from sketchrl.rewards.realism import RealismReward
 from sketchrl.rewards.ssim import SSIMReward
 
 
@@ -43,6 +44,7 @@ REWARDS: dict[str, Callable[..., Reward]] = {
     "ssim": SSIMReward,
     "clip": CLIPReward,
     "classifier": ClassifierReward,
+    "realism": RealismReward,
     "weighted_sum": build_weighted_sum,
 }
 
