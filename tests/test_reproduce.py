@@ -51,22 +51,34 @@ def changed_keys(path: Path, base: Path) -> dict:
     return {key: value for key, value in config.items() if base_config[key] != value}
 
 
-def test_each_tasks_best_file_is_its_grpo_method_plus_the_chosen_keys(tmp_path):
+def test_each_tasks_best_file_is_its_grpo_method_plus_the_chosen_keys():
     """recognize's best is the studies' GRPO with k2, a higher lr and a weight average; steer's
-    is GRPO with a reward ensemble and the learning rate annealed to zero."""
+    is GRPO with the learning rate annealed to zero and a reward of two terms: the classifier
+    reward averaged over an ensemble, and realism against real owls (steer_annealed.toml, the
+    best before the realism term, is the same without it)."""
     offline = EXPERIMENTS / "offline"
     assert changed_keys(offline / "recognize_best.toml", offline / "recognize_grpo.toml") == {
         "kl_estimator": "k2", "lr": 4.5e-5, "ema_half_life": 1000}
-    study = Study(get_preset("offline-full"), tmp_path)
-    steer = next(task for task in study.preset.tasks if task.name == "steer")
-    best = offline / "steer_best.toml"
-    ensemble = load_rl_config(best).reward_options.pop("ensemble")
-    assert ensemble == ["runs/classifier-reward-s1", "runs/classifier-reward-s2"]
-    assert load_rl_config(best).lr_end == 0.0
-    without = tmp_path / "steer_best_one_classifier.toml"
-    without.write_text(best.read_text().replace("ensemble = ", "# ensemble = ")
-                       .replace("lr_end = ", "# lr_end = "))
-    assert_same_run(study, steer, study.preset.method("grpo"), without)
+    grpo_reward = load_rl_config(offline / "steer_grpo.toml").reward_options
+    ensemble = ["runs/classifier-reward-s1", "runs/classifier-reward-s2"]
+    terms = [
+        {"name": "classifier", "weight": 1.0, "options": {**grpo_reward, "ensemble": ensemble}},
+        {"name": "realism", "weight": 1.0,
+         "options": {"model": grpo_reward["model"], "category": "owl"}},
+    ]
+    assert changed_keys(offline / "steer_best.toml", offline / "steer_grpo.toml") == {
+        "lr_end": 0.0, "reward": "weighted_sum", "reward_options": {"terms": terms}}
+    assert changed_keys(offline / "steer_annealed.toml", offline / "steer_grpo.toml") == {
+        "lr_end": 0.0, "reward_options": terms[0]["options"]}
+
+
+@pytest.mark.parametrize("name, weight", [("steer_realism05", 0.5), ("steer_realism20", 2.0)])
+def test_the_tried_realism_weights_are_steer_best_with_that_weight(name, weight):
+    offline = EXPERIMENTS / "offline"
+    best = load_rl_config(offline / "steer_best.toml").reward_options
+    best["terms"][1]["weight"] = weight
+    assert changed_keys(offline / f"{name}.toml", offline / "steer_best.toml") == {
+        "reward_options": best}
 
 
 def test_the_recognize_soup_files_are_the_studys_runs_at_half_the_episodes():
