@@ -25,8 +25,10 @@ sketchrl/rl/config.py):
                       (k3|k2|k3_clamped|k3_truncated; KL to the start policy),
                       kl_target + kl_horizon (adapt kl_beta towards a KL in nats
                       per sketch), forward_kl_beta + forward_kl_episodes (KL from
-                      the start policy, on its own sketches), entropy_coef; ppo:
-                      gae_lambda, value_coef, value_clip, value_lr, value_hidden
+                      the start policy, on its own sketches), entropy_coef (pen
+                      and mixture weights), offset_entropy_coef (the offsets'
+                      Gaussians); ppo: gae_lambda, value_coef, value_clip,
+                      value_lr, value_hidden
   dense rewards       dense_every (0 = sparse), gamma, dense_normalize, credit
                       (episode|reward_to_go), dense_frame (prefix|final)
   output              ema_half_life (episodes; > 0: the model files hold a moving average

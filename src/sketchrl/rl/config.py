@@ -100,6 +100,10 @@ class RLConfig(Config):
     kl_coef: float = 0.0
     # Bonus for the entropy of the pen-state and mixture-weight distributions.
     entropy_coef: float = 0.0
+    # Bonus for the entropy of the pen offsets (the mixture-weighted entropy of its Gaussians, a
+    # lower bound): holds the sigmas against the policy's shrinking them to near-deterministic
+    # offsets, which entropy_coef does not reach.
+    offset_entropy_coef: float = 0.0
     # Forward KL(start || policy) in the loss, times forward_kl_beta: the policy's negative
     # log-likelihood of forward_kl_episodes sketches the starting policy draws each batch. k3
     # has the same gradient in expectation, from the policy's own sketches weighted by
@@ -184,8 +188,10 @@ class RLConfig(Config):
              "minibatches must be >= 1 and divide batch_size"),
             (0.0 <= self.clip_low < 1.0 and self.clip_high >= 0.0,
              "clip_low must be in [0, 1) and clip_high >= 0"),
-            (min(self.kl_beta, self.kl_coef, self.entropy_coef, self.forward_kl_beta) >= 0,
-             "kl_beta, kl_coef, entropy_coef and forward_kl_beta must be >= 0"),
+            (min(self.kl_beta, self.kl_coef, self.entropy_coef, self.offset_entropy_coef,
+                 self.forward_kl_beta) >= 0,
+             "kl_beta, kl_coef, entropy_coef, offset_entropy_coef and forward_kl_beta must be "
+             ">= 0"),
             (self.kl_target >= 0 and self.kl_horizon >= 1,
              "kl_target must be >= 0 (0 = a fixed kl_beta) and kl_horizon >= 1"),
             (self.kl_target == 0 or self.kl_beta > 0,

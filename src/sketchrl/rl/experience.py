@@ -4,7 +4,8 @@
 sampling policy's log-probabilities (the "old" policy of an importance ratio) and, when a KL
 term needs them, the starting policy's. :func:`policy_terms` evaluates the current policy on
 the sampled episodes by teacher forcing (one fused pass for the plain LSTM), and
-:func:`categorical_entropy` gives the exact entropy of the pen state and mixture weights.
+:func:`categorical_entropy` gives the exact entropy of the pen state and mixture weights, and
+:func:`offset_entropy_bound` a lower bound on the entropy of the pen offsets.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from torch import Tensor
 
 from sketchrl.models import Rollout, SketchRNN
 from sketchrl.models.mixture import (
+    LOG_2PI,
+    RHO_MARGIN,
     Temperature,
     apply_temperature,
     row_log_prob,
@@ -99,6 +102,19 @@ def categorical_entropy(outputs: Tensor, temperature: Temperature,
         return -(log_probs.exp() * log_probs).sum(dim=-1)
 
     return entropy(params.pen_log_probs), entropy(params.log_pi)
+
+
+def offset_entropy_bound(outputs: Tensor, temperature: Temperature,
+                         num_mixture: int) -> Tensor:
+    """Per step ``(B, T)``, the mixture-weighted entropy of the tempered offset Gaussians,
+    ``sum_k pi_k (log 2 pi e + log sigma_x + log sigma_y + log(1 - rho^2) / 2)``: a lower bound
+    on the entropy of the offset mixture (which has no closed form) that falls without limit as
+    the policy shrinks its sigmas or pushes rho to +-1."""
+    params = apply_temperature(split_output(outputs, num_mixture), temperature)
+    rho = params.rho.clamp(-1.0 + RHO_MARGIN, 1.0 - RHO_MARGIN)
+    component = (LOG_2PI + 1.0 + params.log_sigma_x + params.log_sigma_y
+                 + 0.5 * torch.log1p(-rho.square()))
+    return (params.log_pi.exp() * component).sum(dim=-1)
 
 
 def forward_kl_terms(policy: SketchRNN, start_samples: Rollout, temperature: Temperature,

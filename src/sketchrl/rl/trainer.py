@@ -42,6 +42,7 @@ from sketchrl.rl.experience import (
     categorical_entropy,
     forward_kl_terms,
     k3_divergence,
+    offset_entropy_bound,
     policy_terms,
 )
 from sketchrl.rl.prefixes import PrefixSource
@@ -162,7 +163,8 @@ class Trainer:
     def metric_names(self) -> tuple[str, ...]:
         forward = ("forward_kl",) if self.config.forward_kl_beta > 0 else ()
         stops = ("update_steps",) if self.config.max_approx_kl else ()
-        return BASE_METRICS + tuple(self.algorithm.metric_names) + forward + stops
+        offsets = ("offset_entropy",) if self.config.offset_entropy_coef > 0 else ()
+        return BASE_METRICS + tuple(self.algorithm.metric_names) + forward + stops + offsets
 
     def batch_generator(self) -> torch.Generator:
         return torch.Generator(device=self.device).manual_seed(
@@ -336,7 +338,8 @@ class Trainer:
         return row
 
     def batch_statistics(self, batch: Experience) -> dict[str, float]:
-        """Reward, length, per-step NLL, pen entropy and (when computed) KL to the start."""
+        """Reward, length, per-step NLL, pen entropy and (when computed) KL to the start and
+        the offsets' entropy bound."""
         rollout, mask = batch.rollout, batch.mask
         steps = mask.sum().clamp(min=1)
         returns = batch.returns
@@ -351,6 +354,10 @@ class Trainer:
                 "nll_per_step": float(-(batch.old_log_probs * mask).sum() / steps),
                 "pen_entropy": float((pen_entropy * mask).sum() / steps),
             }
+            if self.config.offset_entropy_coef > 0:
+                offsets = offset_entropy_bound(rollout.outputs.detach(), self.temperature,
+                                               self.policy.config.num_mixture)
+                stats["offset_entropy"] = float((offsets * mask).sum() / steps)
             if batch.ref_log_probs is not None:
                 log_ratio = (batch.old_log_probs - batch.ref_log_probs) * mask
                 stats["kl_to_start"] = float(log_ratio.sum(dim=1).mean())

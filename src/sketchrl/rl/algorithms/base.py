@@ -24,6 +24,7 @@ from sketchrl.rl.experience import (
     k3_divergence,
     k3_of_log_ratio,
     k3_truncated_divergence,
+    offset_entropy_bound,
 )
 
 if TYPE_CHECKING:
@@ -121,7 +122,7 @@ class Algorithm(abc.ABC):
     def loss(self, batch: Experience, terms: PolicyTerms) -> tuple[Tensor, dict[str, float]]:
         """:meth:`policy_loss` plus the shared terms: ``kl_beta`` times the per-step KL to the
         starting policy (the ``kl_estimator``), minus ``entropy_coef`` times the pen-state and
-        mixture-weight entropy."""
+        mixture-weight entropy and ``offset_entropy_coef`` times the offsets' entropy bound."""
         loss, metrics = self.policy_loss(batch, terms)
         mask = batch.mask[terms.index]
         if self.config.kl_beta > 0:
@@ -133,6 +134,10 @@ class Algorithm(abc.ABC):
             pen, weights = categorical_entropy(terms.outputs, self.temperature,
                                                (terms.outputs.shape[-1] - 3) // 6)
             loss = loss - self.config.entropy_coef * episode_mean(pen + weights, mask)
+        if self.config.offset_entropy_coef > 0:
+            offsets = offset_entropy_bound(terms.outputs, self.temperature,
+                                           (terms.outputs.shape[-1] - 3) // 6)
+            loss = loss - self.config.offset_entropy_coef * episode_mean(offsets, mask)
         return loss, metrics
 
     def adapt_kl_beta(self, kl_to_start: float) -> None:
