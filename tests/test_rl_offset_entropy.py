@@ -101,3 +101,40 @@ def test_the_loss_uses_it_and_logs_it(monkeypatch):
 def test_a_negative_coefficient_is_refused():
     with pytest.raises(ConfigError, match="offset_entropy_coef"):
         tiny_config(offset_entropy_coef=-0.1)
+
+
+@pytest.mark.parametrize(("floor", "acts"), [(None, True), (100.0, True), (-100.0, False)])
+def test_the_floor_turns_the_bonus_off_above_it(floor, acts):
+    from sketchrl.rl.algorithms import ALGORITHMS
+    from sketchrl.rl.experience import PolicyTerms
+
+    config = tiny_config(algorithm="grpo", group_size=4, offset_entropy_coef=0.1,
+                         offset_entropy_floor=floor)
+    algorithm = ALGORITHMS["grpo"](config, 16, torch.device("cpu"))
+    outputs = random_outputs(4, 6).requires_grad_()
+    mask = torch.ones(4, 6, dtype=torch.bool)
+    mask[0, 3:] = False
+    terms = PolicyTerms(torch.arange(4), torch.zeros(4, 6), outputs)
+    bonus = algorithm.offset_entropy_bonus(terms, mask)
+    bound = offset_entropy_bound(outputs, config.sampling_temperature, NUM_MIXTURE)
+    expected = 0.1 * (bound * mask).sum() / 4 if acts else torch.tensor(0.0)
+    torch.testing.assert_close(bonus, expected)
+    bonus.backward()
+    assert (outputs.grad.abs().sum() > 0) == acts
+
+
+def test_the_floor_is_between_the_minibatch_means():
+    """Just below the minibatch's mean per step the bonus is off, just above it is on."""
+    from sketchrl.rl.algorithms import ALGORITHMS
+    from sketchrl.rl.experience import PolicyTerms
+
+    outputs = random_outputs(2, 5)
+    mask = torch.ones(2, 5, dtype=torch.bool)
+    config = tiny_config(offset_entropy_coef=0.1)
+    mean = float(offset_entropy_bound(outputs, config.sampling_temperature, NUM_MIXTURE).mean())
+    terms = PolicyTerms(torch.arange(2), torch.zeros(2, 5), outputs)
+    for floor, acts in ((mean - 1e-3, False), (mean + 1e-3, True)):
+        config = tiny_config(offset_entropy_coef=0.1, offset_entropy_floor=floor)
+        bonus = ALGORITHMS["grpo"](config, 16, torch.device("cpu")).offset_entropy_bonus(
+            terms, mask)
+        assert (float(bonus) != 0.0) == acts

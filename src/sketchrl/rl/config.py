@@ -102,8 +102,10 @@ class RLConfig(Config):
     entropy_coef: float = 0.0
     # Bonus for the entropy of the pen offsets (the mixture-weighted entropy of its Gaussians, a
     # lower bound): holds the sigmas against the policy's shrinking them to near-deterministic
-    # offsets, which entropy_coef does not reach.
+    # offsets, which entropy_coef does not reach. With offset_entropy_floor (nats per step) the
+    # bonus acts only on minibatches whose mean is below the floor: a floor, not a push.
     offset_entropy_coef: float = 0.0
+    offset_entropy_floor: float | None = None
     # Forward KL(start || policy) in the loss, times forward_kl_beta: the policy's negative
     # log-likelihood of forward_kl_episodes sketches the starting policy draws each batch. k3
     # has the same gradient in expectation, from the policy's own sketches weighted by

@@ -135,10 +135,21 @@ class Algorithm(abc.ABC):
                                                (terms.outputs.shape[-1] - 3) // 6)
             loss = loss - self.config.entropy_coef * episode_mean(pen + weights, mask)
         if self.config.offset_entropy_coef > 0:
-            offsets = offset_entropy_bound(terms.outputs, self.temperature,
-                                           (terms.outputs.shape[-1] - 3) // 6)
-            loss = loss - self.config.offset_entropy_coef * episode_mean(offsets, mask)
+            loss = loss - self.offset_entropy_bonus(terms, mask)
         return loss, metrics
+
+    def offset_entropy_bonus(self, terms: PolicyTerms, mask: Tensor) -> Tensor:
+        """``offset_entropy_coef`` times the offsets' entropy bound (per episode); with
+        ``offset_entropy_floor``, zero unless the minibatch's mean per step is below the floor
+        (decided by ``torch.where``, with no host sync and no gradient through the test)."""
+        offsets = offset_entropy_bound(terms.outputs, self.temperature,
+                                       (terms.outputs.shape[-1] - 3) // 6)
+        bonus = self.config.offset_entropy_coef * episode_mean(offsets, mask)
+        floor = self.config.offset_entropy_floor
+        if floor is None:
+            return bonus
+        below = (offsets.detach() * mask).sum() < floor * mask.sum()
+        return torch.where(below, bonus, torch.zeros_like(bonus))
 
     def adapt_kl_beta(self, kl_to_start: float) -> None:
         """Ziegler et al. (2019)'s adaptive KL controller, after an update batch whose policy
